@@ -1,0 +1,3 @@
+from stride.cli import main
+
+main()

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+
+class Command(BaseCommand):
+    help = "Run Stride's web application with a production WSGI server (waitress).\n\nExample: stride serve --port 8000"
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")
+        parser.add_argument("--port", type=int, default=8000, help="Port to listen on (default 8000).")
+        parser.add_argument("--threads", type=int, default=8, help="Worker threads (default 8).")
+
+    def handle(self, *args: Any, host: str, port: int, threads: int, **options: Any) -> None:
+        from waitress import serve
+
+        from stride.wsgi import application
+
+        executor = MigrationExecutor(connection)
+        if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+            raise CommandError("The database has unapplied migrations: run `stride migrate` first.")
+        self.stdout.write(f"Stride is running at http://{host}:{port}/ (Ctrl+C to stop)")
+        serve(application, host=host, port=port, threads=threads, ident="stride")

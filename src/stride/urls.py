@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from stride import views
+
+admin.site.site_header = "Stride administration"
+admin.site.site_title = "Stride admin"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("overview/", views.overview, name="overview"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("stride.patients.urls")),
+    path("", include("stride.care.urls")),
+    path("admin/", admin.site.urls),
+]
