@@ -32,7 +32,8 @@ _DEFAULT_HOME = _CHECKOUT / "var" if (_CHECKOUT / "pyproject.toml").exists() els
 STRIDE_HOME = envpath("STRIDE_HOME", _DEFAULT_HOME)
 LOG_DIR = STRIDE_HOME / "logs"
 MEDIA_ROOT = STRIDE_HOME / "media"
-for _folder in (STRIDE_HOME, LOG_DIR, MEDIA_ROOT):
+STATIC_ROOT = STRIDE_HOME / "static"
+for _folder in (STRIDE_HOME, LOG_DIR, MEDIA_ROOT, STATIC_ROOT):
     _folder.mkdir(parents=True, exist_ok=True)
 
 DEBUG = envbool("STRIDE_DEBUG", False)
@@ -153,7 +154,6 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = STRIDE_HOME / "static"
 MEDIA_URL = "/media/"
 # Static files are vendored in the package and served by WhiteNoise straight
 # from the app folders: no collectstatic step before `stride serve`.

@@ -19,6 +19,8 @@ class Actor:
     user: Any = None
     ip_address: str | None = None
     channel: str = "web"
+    #: Who acted when no Stride user did (the operating-system account running a command).
+    label: str = ""
 
 
 _current: ContextVar[Actor | None] = ContextVar("stride_audit_actor", default=None)
@@ -35,3 +37,14 @@ def acting_as(actor: Actor) -> Iterator[Actor]:
         yield actor
     finally:
         _current.reset(token)
+
+
+def cli_actor() -> Actor:
+    """The actor for a command run in a terminal: the operating-system account."""
+    import getpass
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    return Actor(channel="cli", label=f"cli:{who}")

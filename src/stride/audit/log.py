@@ -47,7 +47,7 @@ def record(
         patient_id, clinic_id = patient_and_clinic(instance)
     return AuditEntry.objects.create(
         user=user if authenticated else None,
-        username=user.get_username() if authenticated else "",
+        username=user.get_username() if authenticated else actor.label,
         action=action,
         model=model,
         object_id=object_id,

@@ -38,10 +38,10 @@ class PatientQuerySet(models.QuerySet["Patient"]):
     def analysable(self) -> PatientQuerySet:
         """Patients whose latest registry consent stands: the only ones analyses and exports see."""
         latest = Consent.objects.filter(patient=OuterRef("pk")).order_by("-consented_on", "-pk")
-        return self.filter(
-            Exists(Consent.objects.filter(patient=OuterRef("pk"))),
-            Q(Subquery(latest.values("withdrawn_on")[:1]).isnull()),
-        )
+        return self.alias(
+            _consented=Exists(Consent.objects.filter(patient=OuterRef("pk"))),
+            _latest_withdrawal=Subquery(latest.values("withdrawn_on")[:1]),
+        ).filter(_consented=True, _latest_withdrawal__isnull=True)
 
     def search(self, text: str) -> PatientQuerySet:
         """Match a name, a record number, or a condition (name or ICD-10-CM code)."""

@@ -1,0 +1,307 @@
+"""The demo: two clinics, one login per role, and three patients whose stories Stride grew from.
+
+The three patients are written as structured records in Stride's own words:
+
+* a woman in her late fifties with a left Morton's neuroma, an earlier
+  neuroma excision on the right, steroid injections that helped briefly and
+  left the interdigital muscles wasted, then an ultrasound-guided platelet
+  lysate injection;
+* a runner of forty with 1st MTP arthritis after a bone-spur removal, treated
+  with a same-day bone-marrow concentrate injection and prolotherapy to the
+  joint's collateral ligaments;
+* a man with chronic ankle instability on the regenerative course: two
+  dextrose primers, bone-marrow concentrate with PRP, a PRP booster, and
+  orthotics.
+
+Dates are set relative to the day the demo is loaded, so follow-up falls due
+as it would in a real clinic. Everything here is fiction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+DEMO_PASSWORD_DEFAULT = "stride-demo-2026"
+
+
+@dataclass(frozen=True)
+class ClinicSpec:
+    slug: str
+    name: str
+    time_zone: str
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    first_name: str
+    last_name: str
+    roles: dict[str, str]  # clinic slug -> role
+    staff: bool = False
+    superuser: bool = False
+
+
+CLINICS = [
+    ClinicSpec("lakeside", "Lakeside Foot & Ankle", "America/Los_Angeles"),
+    ClinicSpec("harbour", "Harbour Sports Medicine", "Europe/London"),
+]
+
+LOGINS = [
+    Login("clinician", "Maya", "Okafor", {"lakeside": "clinician"}),
+    Login("coordinator", "Sam", "Brennan", {"lakeside": "coordinator"}),
+    Login("researcher", "Ines", "Duarte", {"lakeside": "researcher", "harbour": "researcher"}),
+    Login("admin", "Alex", "Moreau", {"lakeside": "admin", "harbour": "admin"}, staff=True, superuser=True),
+    Login("clinician2", "Erik", "Lindqvist", {"harbour": "clinician"}),
+]
+
+#: Synthetic patients added around the stories, spread over both clinics.
+SYNTH_PATIENTS = 300
+SYNTH_SEED = 2026
+
+
+@dataclass(frozen=True)
+class Story:
+    """One patient's record: plain data, turned into rows by :mod:`stride.demo.loader`."""
+
+    clinic: str
+    patient: dict[str, Any]
+    consent: dict[str, Any]
+    conditions: dict[str, dict[str, Any]]  # key -> condition fields (condition_type, site by code)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    procedures: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _born(today: dt.date, age: int, month: int, day: int) -> dt.date:
+    """The birthday that makes the patient ``age`` years old today."""
+    this_year = dt.date(today.year, month, day)
+    return dt.date(today.year - age - (1 if this_year > today else 0), month, day)
+
+
+def _years_ago(today: dt.date, years: int, month: int = 6, day: int = 15) -> dt.date:
+    return dt.date(today.year - years, month, day)
+
+
+def stories(today: dt.date) -> list[Story]:
+    def ago(days: int) -> dt.date:
+        return today - dt.timedelta(days=days)
+
+    neuroma_pl = ago(213)  # about seven months ago
+    mtp_index = ago(205)
+    ankle_index = ago(120)
+
+    neuroma = Story(
+        clinic="lakeside",
+        patient={
+            "record_number": "LFA-1001",
+            "given_name": "Helen",
+            "family_name": "Marsh",
+            "date_of_birth": _born(today, 58, 3, 9),
+            "sex": "female",
+            "email": "helen.marsh@example.org",
+            "phone": "+1 206 555 0141",
+            "height_cm": "165.0",
+            "weight_kg": "63.5",
+            "activity_level": "recreational",
+            "notes": "Prefers to avoid further foot surgery after the excision on her right foot. "
+            "Walks daily; burning over the top of the left forefoot in closed shoes.",
+        },
+        consent={"version": "2026-1", "consented_on": ago(400)},
+        conditions={
+            "neuroma": {
+                "condition_type": "morton-neuroma",
+                "laterality": "left",
+                "site": "im-space-3",
+                "onset_date": _years_ago(today, 6, 9, 1),
+                "severity_notes": "Burning pain radiating to the 3rd and 4th toes; positive Mulder click.",
+            },
+            "wasting": {
+                "condition_type": "foot-muscle-wasting",
+                "laterality": "left",
+                "site": "interossei-3",
+                "qualifiers": ["steroid-induced"],
+                "episode": "S",
+                "onset_date": ago(300),
+                "severity_notes": "Visible hollowing between the 3rd and 4th metatarsals on the dorsum, "
+                "noticed weeks after the steroid injection.",
+            },
+            "neuroma-right": {
+                "condition_type": "morton-neuroma",
+                "laterality": "right",
+                "site": "im-space-3",
+                "onset_date": _years_ago(today, 9, 5, 1),
+                "status": "resolved",
+                "resolved_on": _years_ago(today, 7, 11, 1),
+                "severity_notes": "Treated by excision elsewhere.",
+            },
+        },
+        history=[
+            {"treatment": "footwear-change", "condition": "neuroma", "laterality": "left",
+             "started_on": _years_ago(today, 6, 10, 1), "date_precision": "month", "provider": "self",
+             "response": "partial", "relief_weeks": None, "notes": "Wide toe box; still sore by evening."},
+            {"treatment": "neurectomy", "condition": "neuroma-right", "laterality": "right",
+             "started_on": _years_ago(today, 7, 11, 1), "date_precision": "year", "provider": "Outside foot surgeon",
+             "response": "partial", "relief_weeks": None, "notes": "Excision of the right 3rd-space neuroma."},
+            {"treatment": "steroid-injection", "condition": "neuroma", "laterality": "left",
+             "started_on": _years_ago(today, 6, 12, 1), "date_precision": "year", "provider": "Outside foot surgeon",
+             "response": "none", "relief_weeks": None, "notes": "Injections to the left neuroma; little change."},
+        ],
+        procedures=[
+            {
+                "condition": "neuroma", "performed_on": ago(330), "procedure_type": "digital-nerve-steroid",
+                "clinician": "clinician", "site": "im-space-3", "laterality": "left", "image_guidance": "ultrasound",
+                "candidacy": "fair",
+                "notes": "Given at the patient's request. Relief lasted about two months.",
+                "injectates": [
+                    {"kind": "steroid", "drug": "methylprednisolone-acetate", "dose_mg": "40", "volume_ml": "1"},
+                    {"kind": "local-anaesthetic", "drug": "lidocaine", "volume_ml": "1", "concentration_pct": "1"},
+                ],
+                "adverse_events": [
+                    {"kind": "muscle-wasting", "onset_date": ago(300), "severity": "moderate",
+                     "relatedness": "possibly", "adjudicated_by": "clinician",
+                     "description": "Interdigital wasting, 3rd space"},
+                ],
+            },
+            {
+                "condition": "neuroma", "performed_on": neuroma_pl, "procedure_type": "perineural-platelet-lysate",
+                "clinician": "clinician", "site": "im-space-3", "laterality": "left", "image_guidance": "ultrasound",
+                "candidacy": "good",
+                "notes": "Perineural injection around the common digital nerve of the 3rd space.",
+                "injectates": [{"kind": "platelet-lysate", "volume_ml": "2"}],
+            },
+        ],
+    )
+
+    runner = Story(
+        clinic="lakeside",
+        patient={
+            "record_number": "LFA-1002",
+            "given_name": "Dana",
+            "family_name": "Fielding",
+            "date_of_birth": _born(today, 40, 1, 20),
+            "sex": "female",
+            "email": "dana.fielding@example.org",
+            "phone": "+1 206 555 0178",
+            "height_cm": "170.0",
+            "weight_kg": "61.0",
+            "activity_level": "competitive",
+            "notes": "Mother of five; runs obstacle-course races. Treated here for low-back pain in earlier years.",
+        },
+        consent={"version": "2026-1", "consented_on": mtp_index - dt.timedelta(days=21)},
+        conditions={
+            "mtp": {
+                "condition_type": "hallux-rigidus",
+                "laterality": "right",
+                "site": "mtp-1",
+                "onset_date": _years_ago(today, 5, 4, 1),
+                "severity_notes": "Constant big-toe pain limiting running since the bone-spur removal; "
+                "medial joint line narrowed on the weight-bearing X-ray.",
+            },
+        },
+        history=[
+            {"treatment": "cheilectomy", "condition": "mtp", "laterality": "right",
+             "started_on": _years_ago(today, 4, 5, 1), "date_precision": "year", "provider": "Outside orthopaedic surgeon",
+             "response": "none", "relief_weeks": None, "notes": "Dorsal bone spur removed; pain persisted."},
+            {"treatment": "orthotics", "condition": "mtp", "laterality": "right",
+             "started_on": _years_ago(today, 3, 2, 1), "date_precision": "month", "provider": "Podiatrist",
+             "response": "partial", "relief_weeks": 12, "notes": "Carbon-fibre plate insert."},
+        ],
+        procedures=[
+            {
+                "condition": "mtp", "performed_on": mtp_index, "procedure_type": "bmc-injection",
+                "clinician": "clinician", "site": "mtp-1", "laterality": "right", "image_guidance": "ultrasound",
+                "candidacy": "good", "notes": "Same-day bone-marrow concentrate into the 1st MTP joint.",
+                "injectates": [
+                    {"kind": "bmc", "volume_ml": "2", "aspirate_volume_ml": "60", "tnc_per_ml": "42"},
+                    {"kind": "prp", "volume_ml": "1", "platelet_count": "1400", "baseline_platelet_count": "240",
+                     "leukocytes": "poor", "activation": "none"},
+                ],
+            },
+            {
+                "condition": "mtp", "performed_on": mtp_index, "procedure_type": "prolotherapy",
+                "clinician": "clinician", "site": "mtp-1-collaterals", "laterality": "right",
+                "image_guidance": "ultrasound", "candidacy": "good",
+                "notes": "Ligament injections to the medial and lateral collaterals of the joint.",
+                "injectates": [{"kind": "dextrose", "concentration_pct": "12.5", "volume_ml": "3", "sites_injected": 4}],
+            },
+        ],
+    )
+
+    ankle = Story(
+        clinic="lakeside",
+        patient={
+            "record_number": "LFA-1003",
+            "given_name": "Tomás",
+            "family_name": "Reyes",
+            "date_of_birth": _born(today, 34, 8, 2),
+            "sex": "male",
+            "email": "tomas.reyes@example.org",
+            "phone": "+1 206 555 0112",
+            "height_cm": "181.0",
+            "weight_kg": "92.0",
+            "activity_level": "recreational",
+            "notes": "Plays five-a-side football; the left ankle gives way on uneven ground.",
+        },
+        consent={"version": "2026-1", "consented_on": ankle_index - dt.timedelta(days=40)},
+        conditions={
+            "cai": {
+                "condition_type": "ankle-instability-ligamentous",
+                "laterality": "left",
+                "site": "atfl-cfl",
+                "onset_date": _years_ago(today, 3, 7, 1),
+                "severity_notes": "Repeated inversion sprains since a bad sprain three years ago; "
+                "positive anterior drawer.",
+            },
+        },
+        history=[
+            {"treatment": "physical-therapy", "condition": "cai", "laterality": "left",
+             "started_on": _years_ago(today, 3, 8, 1), "date_precision": "month", "provider": "Community physiotherapy",
+             "response": "partial", "relief_weeks": 20, "notes": "Balance and peroneal strengthening."},
+            {"treatment": "bracing", "condition": "cai", "laterality": "left",
+             "started_on": _years_ago(today, 2, 3, 1), "date_precision": "month", "provider": "self",
+             "response": "partial", "relief_weeks": None, "notes": "Lace-up brace for sport."},
+            {"treatment": "orthotics", "condition": "cai", "laterality": "left",
+             "started_on": ankle_index + dt.timedelta(days=7), "date_precision": "day", "provider": "Lakeside orthotist",
+             "response": "unknown", "relief_weeks": None, "notes": "Custom orthotics for the rehabilitation phase."},
+        ],
+        procedures=[
+            {
+                "condition": "cai", "performed_on": ankle_index - dt.timedelta(days=28), "procedure_type": "prolotherapy",
+                "clinician": "clinician", "site": "atfl-cfl", "laterality": "left", "image_guidance": "ultrasound",
+                "candidacy": "good", "notes": "Primer 1 of 2.",
+                "injectates": [{"kind": "dextrose", "concentration_pct": "15", "volume_ml": "6", "sites_injected": 8}],
+            },
+            {
+                "condition": "cai", "performed_on": ankle_index - dt.timedelta(days=14), "procedure_type": "prolotherapy",
+                "clinician": "clinician", "site": "atfl-cfl", "laterality": "left", "image_guidance": "ultrasound",
+                "candidacy": "good", "notes": "Primer 2 of 2.",
+                "injectates": [{"kind": "dextrose", "concentration_pct": "15", "volume_ml": "6", "sites_injected": 8}],
+            },
+            {
+                "condition": "cai", "performed_on": ankle_index, "procedure_type": "bmc-injection",
+                "clinician": "clinician", "site": "atfl-cfl", "laterality": "left", "image_guidance": "ultrasound",
+                "candidacy": "good", "notes": "Bone-marrow concentrate with PRP into the ATFL and CFL.",
+                "injectates": [
+                    {"kind": "bmc", "volume_ml": "3", "aspirate_volume_ml": "60", "tnc_per_ml": "35"},
+                    {"kind": "prp", "volume_ml": "3", "platelet_count": "1100", "baseline_platelet_count": "230",
+                     "leukocytes": "rich", "activation": "none"},
+                ],
+                "adverse_events": [
+                    {"kind": "harvest-site-pain", "onset_date": ankle_index, "severity": "mild",
+                     "relatedness": "related", "adjudicated_by": "clinician", "resolved_on": ankle_index + dt.timedelta(days=4),
+                     "description": "Sore posterior iliac crest"},
+                ],
+            },
+            {
+                "condition": "cai", "performed_on": ankle_index + dt.timedelta(days=49), "procedure_type": "prp-injection",
+                "clinician": "clinician", "site": "atfl-cfl", "laterality": "left", "image_guidance": "ultrasound",
+                "candidacy": "good", "notes": "PRP booster at seven weeks.",
+                "injectates": [
+                    {"kind": "prp", "volume_ml": "4", "platelet_count": "980", "baseline_platelet_count": "225",
+                     "leukocytes": "poor", "activation": "none"},
+                ],
+            },
+        ],
+    )
+    return [neuroma, runner, ankle]
