@@ -158,8 +158,8 @@ class AdverseEventForm(StrideModelForm):
 
 
 InjectateFormSet = inlineformset_factory(
-    Procedure, Injectate, form=InjectateForm, extra=1, max_num=6, can_delete=True, validate_max=True
+    Procedure, Injectate, form=InjectateForm, extra=1, max_num=6, can_delete=True, can_delete_extra=False, validate_max=True
 )
 AdverseEventFormSet = inlineformset_factory(
-    Procedure, AdverseEvent, form=AdverseEventForm, extra=1, max_num=10, can_delete=True, validate_max=True
+    Procedure, AdverseEvent, form=AdverseEventForm, extra=1, max_num=10, can_delete=True, can_delete_extra=False, validate_max=True
 )

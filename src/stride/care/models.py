@@ -541,9 +541,12 @@ class AdverseEvent(models.Model):
         return f"{self.kind.name} ({self.get_severity_display().lower()})"
 
     def clean(self) -> None:
-        if not (self.procedure_id and self.onset_date):
+        if not self.onset_date:
             return
-        procedure = self.procedure
+        try:
+            procedure = self.procedure  # may be an unsaved procedure being recorded with it
+        except Procedure.DoesNotExist:
+            return
         collect(
             lambda: rules.event_date(
                 self.onset_date, "onset_date", "onset date", born=None, today=procedure.patient.clinic.today()
