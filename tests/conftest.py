@@ -62,7 +62,9 @@ PASSWORD = "correct horse battery"
 def make_user(username: str, clinic: object, role: str, **extra: object) -> object:
     from stride.clinics.models import Membership, User
 
-    user = User.objects.create_user(username=username, password=PASSWORD, first_name=username.title(), **extra)
+    user = User.objects.create_user(
+        username=username, password=PASSWORD, first_name=username.title(), **extra
+    )
     Membership.objects.create(user=user, clinic=clinic, role=role)
     return user
 
@@ -83,7 +85,9 @@ def make_patient(clinic: object, record_number: str, **extra: object) -> object:
     return patient
 
 
-def make_condition(patient: object, code: str = "morton-neuroma", laterality: str = "left", site: str = "im-space-3") -> object:
+def make_condition(
+    patient: object, code: str = "morton-neuroma", laterality: str = "left", site: str = "im-space-3"
+) -> object:
     from stride.care.models import Condition, ConditionType, Site
 
     condition = Condition(

@@ -108,7 +108,10 @@ def test_a_clinician_of_another_clinic_cannot_post_to_a_record_by_its_id(client,
     assert response.status_code == 404
     cast.pat.refresh_from_db()
     assert cast.pat.given_name == "Pat"
-    assert (Patient.objects.count(), AuditEntry.objects.exclude(action__in=["view", "login"]).count()) == before
+    assert (
+        Patient.objects.count(),
+        AuditEntry.objects.exclude(action__in=["view", "login"]).count(),
+    ) == before
 
 
 def test_the_patient_list_shows_only_the_users_own_clinic(client, cast) -> None:

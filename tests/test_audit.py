@@ -11,8 +11,18 @@ def test_opening_a_patient_page_is_audited_with_who_and_from_where(client, cast)
     client.force_login(cast.alice)
     client.get(reverse("patient-detail", kwargs={"pk": cast.pat.pk}), REMOTE_ADDR="10.1.2.3")
     entry = AuditEntry.objects.filter(action="view").get()
-    assert (entry.user, entry.username, entry.model, entry.object_id) == (cast.alice, "alice", "patients.Patient", str(cast.pat.pk))
-    assert (entry.patient_id, entry.clinic_id, entry.ip_address, entry.channel) == (cast.pat.pk, cast.clinic_a.pk, "10.1.2.3", "web")
+    assert (entry.user, entry.username, entry.model, entry.object_id) == (
+        cast.alice,
+        "alice",
+        "patients.Patient",
+        str(cast.pat.pk),
+    )
+    assert (entry.patient_id, entry.clinic_id, entry.ip_address, entry.channel) == (
+        cast.pat.pk,
+        cast.clinic_a.pk,
+        "10.1.2.3",
+        "web",
+    )
 
 
 def test_the_forwarded_address_is_used_only_when_trusted(client, cast, settings) -> None:
@@ -21,7 +31,9 @@ def test_the_forwarded_address_is_used_only_when_trusted(client, cast, settings)
     client.get(url, REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9")
     settings.STRIDE_TRUST_X_FORWARDED_FOR = True
     client.get(url, REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9, 10.0.0.1")
-    assert list(AuditEntry.objects.filter(action="view").order_by("pk").values_list("ip_address", flat=True)) == [
+    assert list(
+        AuditEntry.objects.filter(action="view").order_by("pk").values_list("ip_address", flat=True)
+    ) == [
         "10.0.0.1",
         "203.0.113.9",
     ]
@@ -30,8 +42,17 @@ def test_the_forwarded_address_is_used_only_when_trusted(client, cast, settings)
 def test_an_edit_records_which_fields_changed_but_not_their_values(client, cast) -> None:
     client.force_login(cast.carol)
     data = {
-        "record_number": "A-001", "given_name": "Patricia", "family_name": "Lee", "date_of_birth": "1970-05-17",
-        "sex": "female", "email": "", "phone": "", "height_cm": "168", "weight_kg": "70", "activity_level": "", "notes": "",
+        "record_number": "A-001",
+        "given_name": "Patricia",
+        "family_name": "Lee",
+        "date_of_birth": "1970-05-17",
+        "sex": "female",
+        "email": "",
+        "phone": "",
+        "height_cm": "168",
+        "weight_kg": "70",
+        "activity_level": "",
+        "notes": "",
     }
     response = client.post(reverse("patient-edit", kwargs={"pk": cast.pat.pk}), data)
     assert response.status_code == 302

@@ -53,7 +53,7 @@ def test_the_timeline_reads_in_date_order(alice, cast) -> None:
         response="partial",
     )
     page = alice.get(reverse("patient-detail", kwargs={"pk": cast.pat.pk})).content.decode()
-    timeline = page[page.index('class="timeline"'):]
+    timeline = page[page.index('class="timeline"') :]
     diagnosis = timeline.index("Diagnosis")  # 1 Mar 2024
     footwear = timeline.index("Footwear change")  # 1 Jun 2024
     consent = timeline.index("Registry consent")  # 10 Jan 2025
@@ -95,4 +95,6 @@ def test_the_overview_counts_only_consented_patients_and_hides_small_groups(clie
     assert response.context["total"] == 4  # Pat and three new ones; not the withdrawn patient
     assert ("Morton's neuroma", 4) in response.context["by_condition"]
     assert all(label != "Hallux rigidus (1st MTP arthritis)" for label, _ in response.context["by_condition"])
-    assert ("Perineural platelet lysate injection", None) in response.context["by_procedure"]  # one patient: hidden
+    assert ("Perineural platelet lysate injection", None) in response.context[
+        "by_procedure"
+    ]  # one patient: hidden

@@ -22,14 +22,22 @@ def test_a_birth_date_today_is_allowed_and_tomorrow_is_not() -> None:
 
 def test_an_event_before_birth_is_refused_with_the_birth_date() -> None:
     with pytest.raises(Invalid, match=r"before the patient's date of birth \(02 Feb 1980\)") as error:
-        rules.event_date(dt.date(1979, 1, 1), "performed_on", "procedure date", born=dt.date(1980, 2, 2), today=TODAY)
+        rules.event_date(
+            dt.date(1979, 1, 1), "performed_on", "procedure date", born=dt.date(1980, 2, 2), today=TODAY
+        )
     assert error.value.field == "performed_on"
 
 
-@pytest.mark.parametrize(("procedure", "condition", "ok"), [
-    ("left", "left", True), ("right", "left", False), ("left", "bilateral", True),
-    ("bilateral", "bilateral", True), ("bilateral", "right", False),
-])
+@pytest.mark.parametrize(
+    ("procedure", "condition", "ok"),
+    [
+        ("left", "left", True),
+        ("right", "left", False),
+        ("left", "bilateral", True),
+        ("bilateral", "bilateral", True),
+        ("bilateral", "right", False),
+    ],
+)
 def test_a_procedure_is_on_the_side_of_its_condition(procedure, condition, ok) -> None:
     if ok:
         rules.procedure_side(procedure, condition)
@@ -71,7 +79,9 @@ def test_bmi_is_weight_over_height_squared() -> None:
         (1400, 240, "", "none", None, None),
     ],
 )
-def test_prp_labels_are_computed_from_the_counts(count, baseline, leukocytes, activation, paw, mishra) -> None:
+def test_prp_labels_are_computed_from_the_counts(
+    count, baseline, leukocytes, activation, paw, mishra
+) -> None:
     assert injectates.paw_label(count, baseline, leukocytes, activation) == paw
     assert injectates.mishra_label(count, baseline, leukocytes, activation) == mishra
 
@@ -86,7 +96,12 @@ def test_doses_are_concentration_times_volume() -> None:
     ("kind", "values", "field", "message"),
     [
         ("steroid", {"drug": "x"}, "dose_mg", "needs its dose"),
-        ("prp", {"volume_ml": 3, "platelet_count": 900, "leukocytes": "pink", "activation": "none"}, "leukocytes", "rich"),
+        (
+            "prp",
+            {"volume_ml": 3, "platelet_count": 900, "leukocytes": "pink", "activation": "none"},
+            "leukocytes",
+            "rich",
+        ),
         ("bmc", {"volume_ml": 2, "aspirate_volume_ml": 500}, "aspirate_volume_ml", "between 1 and 240"),
         ("dextrose", {"concentration_pct": 15, "volume_ml": 0}, "volume_ml", "between"),
         ("alcohol", {"concentration_pct": 30, "volume_ml": 1, "dose_mg": 4}, "dose_mg", "does not apply"),
@@ -105,4 +120,9 @@ def test_a_drug_of_another_kind_is_refused() -> None:
 
 
 def test_small_counts_are_suppressed_but_zero_is_not() -> None:
-    assert suppress_small([("a", 12), ("b", 3), ("c", 0), ("d", 5)], 5) == [("a", 12), ("b", None), ("c", 0), ("d", 5)]
+    assert suppress_small([("a", 12), ("b", 3), ("c", 0), ("d", 5)], 5) == [
+        ("a", 12),
+        ("b", None),
+        ("c", 0),
+        ("d", 5),
+    ]

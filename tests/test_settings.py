@@ -13,7 +13,9 @@ from django.core.exceptions import ImproperlyConfigured
 from stride import conf
 
 
-@pytest.mark.parametrize(("raw", "value"), [("true", True), ("0", False), ("YES", True), ("off", False), ("", False)])
+@pytest.mark.parametrize(
+    ("raw", "value"), [("true", True), ("0", False), ("YES", True), ("off", False), ("", False)]
+)
 def test_booleans_are_read_in_the_usual_spellings(monkeypatch, raw, value) -> None:
     monkeypatch.setenv("STRIDE_X", raw)
     assert conf.envbool("STRIDE_X", not value) is value
@@ -61,8 +63,13 @@ def test_a_generated_secret_is_private_and_stable(tmp_path: Path) -> None:
 def _settings_in_subprocess(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("STRIDE_", "DATABASE_URL"))}
     environment |= {"STRIDE_HOME": str(tmp_path), "DJANGO_SETTINGS_MODULE": "stride.settings", **env}
-    code = "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'], settings.DATABASES['default']['NAME'])"
-    return subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, cwd=tmp_path)
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "db = settings.DATABASES['default']; print(db['ENGINE'], db['NAME'])"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, cwd=tmp_path
+    )
 
 
 def test_the_default_database_is_a_sqlite_file_in_the_data_folder(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """The ``stride`` command: every Stride and Django management command, from any directory.
 
-    stride demo            load the demo clinics, people and patients
-    stride serve           run the web application
-    stride synth -n 1000   add synthetic patients
-    stride help            list every command
+stride demo            load the demo clinics, people and patients
+stride serve           run the web application
+stride synth -n 1000   add synthetic patients
+stride help            list every command
 """
 
 from __future__ import annotations

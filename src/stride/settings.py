@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from stride.conf import (
     envbool,
+    envchoice,
     envint,
     envlist,
     envpath,
@@ -184,6 +185,9 @@ LOGGING = {
             "delay": True,
         },
     },
-    "root": {"handlers": ["console", "file"], "level": envstr("STRIDE_LOG_LEVEL", "INFO")},
+    "root": {
+        "handlers": ["console", "file"],
+        "level": envchoice("STRIDE_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+    },
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -26,7 +26,9 @@ class AuditEntry(models.Model):
         BULK = "bulk", "Bulk operation"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     username = models.CharField(max_length=150, blank=True, help_text="Kept when the user is later deleted.")
     action = models.CharField(max_length=20, choices=Action.choices)
     model = models.CharField(max_length=60, blank=True)

@@ -37,7 +37,9 @@ def _audited(sender: type[models.Model]) -> bool:
 
 
 @receiver(pre_save)
-def remember_changes(sender: type[models.Model], instance: models.Model, raw: bool = False, **kwargs: Any) -> None:
+def remember_changes(
+    sender: type[models.Model], instance: models.Model, raw: bool = False, **kwargs: Any
+) -> None:
     if raw or not _audited(sender) or instance.pk is None:
         return
     old = sender._default_manager.filter(pk=instance.pk).values().first()
@@ -56,7 +58,9 @@ def remember_changes(sender: type[models.Model], instance: models.Model, raw: bo
 
 
 @receiver(post_save)
-def audit_save(sender: type[models.Model], instance: models.Model, created: bool, raw: bool = False, **kwargs: Any) -> None:
+def audit_save(
+    sender: type[models.Model], instance: models.Model, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
     if raw or not _audited(sender):
         return
     if created:

@@ -17,7 +17,9 @@ from django.db import transaction
 from stride.core.catalog import Catalog, catalog
 
 
-def _upsert(model: Any, rows: dict[str, dict[str, Any]], version: int, counts: Counter[str]) -> dict[str, Any]:
+def _upsert(
+    model: Any, rows: dict[str, dict[str, Any]], version: int, counts: Counter[str]
+) -> dict[str, Any]:
     existing = {obj.code: obj for obj in model.objects.all()}
     result = {}
     for code, values in rows.items():
@@ -104,7 +106,12 @@ def sync_catalog(cat: Catalog | None = None) -> Counter[str]:
         v["treatments"],
         counts,
     )
-    _upsert(models.Drug, {d.code: {"name": d.name, "kind": d.group} for d in cat.drugs.values()}, v["injectates"], counts)
+    _upsert(
+        models.Drug,
+        {d.code: {"name": d.name, "kind": d.group} for d in cat.drugs.values()},
+        v["injectates"],
+        counts,
+    )
     _upsert(
         models.AdverseEventKind,
         {a.code: {"name": a.name} for a in cat.adverse_events.values()},

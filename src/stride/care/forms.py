@@ -88,7 +88,9 @@ class TreatmentHistoryForm(StrideModelForm):
 
 def clinicians_of(patient: Patient) -> Any:
     return User.objects.filter(
-        memberships__clinic_id=patient.clinic_id, memberships__role__in=[Role.CLINICIAN, Role.ADMIN], is_active=True
+        memberships__clinic_id=patient.clinic_id,
+        memberships__role__in=[Role.CLINICIAN, Role.ADMIN],
+        is_active=True,
     ).distinct()
 
 
@@ -143,7 +145,9 @@ class InjectateForm(StrideModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["drug"].queryset = _active(Drug)
-        self.fields["activation"].choices = [("", "—")] + [(a.code, a.name) for a in catalog().activations.values()]
+        self.fields["activation"].choices = [("", "—")] + [
+            (a.code, a.name) for a in catalog().activations.values()
+        ]
 
 
 class AdverseEventForm(StrideModelForm):
@@ -158,8 +162,22 @@ class AdverseEventForm(StrideModelForm):
 
 
 InjectateFormSet = inlineformset_factory(
-    Procedure, Injectate, form=InjectateForm, extra=1, max_num=6, can_delete=True, can_delete_extra=False, validate_max=True
+    Procedure,
+    Injectate,
+    form=InjectateForm,
+    extra=1,
+    max_num=6,
+    can_delete=True,
+    can_delete_extra=False,
+    validate_max=True,
 )
 AdverseEventFormSet = inlineformset_factory(
-    Procedure, AdverseEvent, form=AdverseEventForm, extra=1, max_num=10, can_delete=True, can_delete_extra=False, validate_max=True
+    Procedure,
+    AdverseEvent,
+    form=AdverseEventForm,
+    extra=1,
+    max_num=10,
+    can_delete=True,
+    can_delete_extra=False,
+    validate_max=True,
 )

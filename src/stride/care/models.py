@@ -40,7 +40,9 @@ class CatalogEntry(models.Model):
     code = models.SlugField(max_length=60, unique=True)
     name = models.CharField(max_length=200)
     catalog_version = models.PositiveIntegerField(default=1)
-    retired = models.BooleanField(default=False, help_text="No longer in the catalog files; kept for old records.")
+    retired = models.BooleanField(
+        default=False, help_text="No longer in the catalog files; kept for old records."
+    )
 
     class Meta:
         abstract = True
@@ -136,9 +138,13 @@ class Condition(models.Model):
         SEQUELA = "S", "Sequela"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="conditions")
-    condition_type = models.ForeignKey(ConditionType, on_delete=models.PROTECT, related_name="+", verbose_name="condition")
+    condition_type = models.ForeignKey(
+        ConditionType, on_delete=models.PROTECT, related_name="+", verbose_name="condition"
+    )
     laterality = models.CharField(max_length=10, choices=Laterality.choices)
-    site = models.ForeignKey(Site, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name="site detail")
+    site = models.ForeignKey(
+        Site, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name="site detail"
+    )
     site_note = models.CharField("site note", max_length=200, blank=True)
     episode = models.CharField(
         max_length=1,
@@ -166,6 +172,11 @@ class Condition(models.Model):
         where = f", {self.site.name}" if self.site_id else ""
         return f"{self.condition_type.name} ({side}{where})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.icd10_code:
+            self.assign_codes()
+        super().save(*args, **kwargs)
+
     def assign_codes(self) -> None:
         coding = core_catalog.resolve_condition_codes(
             self.condition_type.as_core(),
@@ -185,14 +196,27 @@ class Condition(models.Model):
         today = patient.clinic.today()
         collect(
             self.assign_codes,
-            lambda: self.onset_date
-            and rules.event_date(self.onset_date, "onset_date", "onset date", born=patient.date_of_birth, today=today),
-            lambda: self.resolved_on
-            and rules.event_date(
-                self.resolved_on, "resolved_on", "resolution date", born=patient.date_of_birth, today=today
+            lambda: (
+                self.onset_date
+                and rules.event_date(
+                    self.onset_date, "onset_date", "onset date", born=patient.date_of_birth, today=today
+                )
+            ),
+            lambda: (
+                self.resolved_on
+                and rules.event_date(
+                    self.resolved_on,
+                    "resolved_on",
+                    "resolution date",
+                    born=patient.date_of_birth,
+                    today=today,
+                )
             ),
             lambda: rules.not_before(
-                self.resolved_on, self.onset_date, "resolved_on", "The condition cannot resolve before its onset."
+                self.resolved_on,
+                self.onset_date,
+                "resolved_on",
+                "The condition cannot resolve before its onset.",
             ),
             self._check_resolution,
             self._check_exclusions,
@@ -206,7 +230,11 @@ class Condition(models.Model):
         """ICD-10-CM Excludes1 pairs (e.g. M25.37- and M24.27-) may not stand on the same side together."""
         if self.status != ConditionStatus.ACTIVE or not self.condition_type.excludes:
             return
-        sides = {self.laterality, "bilateral"} if self.laterality != "bilateral" else {"left", "right", "bilateral"}
+        sides = (
+            {self.laterality, "bilateral"}
+            if self.laterality != "bilateral"
+            else {"left", "right", "bilateral"}
+        )
         clash = (
             Condition.objects.filter(
                 patient_id=self.patient_id,
@@ -223,11 +251,6 @@ class Condition(models.Model):
                 f"{clash.condition_type.name} is already active on this side; ICD-10-CM does not allow both.",
                 "condition_type",
             )
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self.icd10_code:
-            self.assign_codes()
-        super().save(*args, **kwargs)
 
 
 class Response(models.TextChoices):
@@ -250,13 +273,20 @@ class TreatmentHistory(models.Model):
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="history")
     condition = models.ForeignKey(
-        Condition, on_delete=models.SET_NULL, null=True, blank=True, related_name="history", help_text="What it was for."
+        Condition,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="history",
+        help_text="What it was for.",
     )
     treatment = models.ForeignKey(TreatmentKind, on_delete=models.PROTECT, related_name="+")
     laterality = models.CharField(max_length=10, choices=Laterality.choices, blank=True)
     started_on = models.DateField("date")
     date_precision = models.CharField(max_length=5, choices=DatePrecision.choices, default=DatePrecision.DAY)
-    provider = models.CharField("by whom", max_length=200, blank=True, help_text="Clinician or clinic, or 'self'.")
+    provider = models.CharField(
+        "by whom", max_length=200, blank=True, help_text="Clinician or clinic, or 'self'."
+    )
     response = models.CharField(max_length=10, choices=Response.choices, default=Response.UNKNOWN)
     relief_weeks = models.PositiveIntegerField("relief lasted (weeks)", null=True, blank=True)
     notes = models.TextField(blank=True)
@@ -276,7 +306,11 @@ class TreatmentHistory(models.Model):
         patient = self.patient
         collect(
             lambda: rules.event_date(
-                self.started_on, "started_on", "treatment date", born=patient.date_of_birth, today=patient.clinic.today()
+                self.started_on,
+                "started_on",
+                "treatment date",
+                born=patient.date_of_birth,
+                today=patient.clinic.today(),
             ),
             self._check_condition,
             self._check_relief,
@@ -316,13 +350,22 @@ class Procedure(models.Model):
     clinician = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="procedures"
     )
-    procedure_type = models.ForeignKey(ProcedureType, on_delete=models.PROTECT, related_name="+", verbose_name="procedure")
+    procedure_type = models.ForeignKey(
+        ProcedureType, on_delete=models.PROTECT, related_name="+", verbose_name="procedure"
+    )
     site = models.ForeignKey(
-        Site, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name="target structure"
+        Site,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="target structure",
     )
     target_note = models.CharField("target note", max_length=200, blank=True)
     laterality = models.CharField(max_length=10, choices=Laterality.choices)
-    image_guidance = models.CharField(max_length=12, choices=ImageGuidance.choices, default=ImageGuidance.ULTRASOUND)
+    image_guidance = models.CharField(
+        max_length=12, choices=ImageGuidance.choices, default=ImageGuidance.ULTRASOUND
+    )
     candidacy = models.CharField(
         "candidacy grade",
         max_length=5,
@@ -339,7 +382,8 @@ class Procedure(models.Model):
         indexes = [models.Index(fields=["performed_on"])]
 
     def __str__(self) -> str:
-        return f"{self.procedure_type.name}, {self.get_laterality_display().lower()} ({self.performed_on:%d %b %Y})"
+        side = self.get_laterality_display().lower()
+        return f"{self.procedure_type.name}, {side} ({self.performed_on:%d %b %Y})"
 
     def clean(self) -> None:
         if not (self.patient_id and self.performed_on):
@@ -347,7 +391,11 @@ class Procedure(models.Model):
         patient = self.patient
         collect(
             lambda: rules.event_date(
-                self.performed_on, "performed_on", "procedure date", born=patient.date_of_birth, today=patient.clinic.today()
+                self.performed_on,
+                "performed_on",
+                "procedure date",
+                born=patient.date_of_birth,
+                today=patient.clinic.today(),
             ),
             self._check_condition,
         )
@@ -398,7 +446,9 @@ class Injectate(models.Model):
     drug = models.ForeignKey(Drug, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     dose_mg = models.DecimalField("dose (mg)", max_digits=6, decimal_places=2, null=True, blank=True)
     volume_ml = models.DecimalField("volume (mL)", max_digits=5, decimal_places=2, null=True, blank=True)
-    concentration_pct = models.DecimalField("concentration (%)", max_digits=5, decimal_places=2, null=True, blank=True)
+    concentration_pct = models.DecimalField(
+        "concentration (%)", max_digits=5, decimal_places=2, null=True, blank=True
+    )
     platelet_count = models.DecimalField(
         "platelets (×10³/µL)", max_digits=7, decimal_places=1, null=True, blank=True
     )
@@ -407,7 +457,9 @@ class Injectate(models.Model):
     )
     leukocytes = models.CharField(max_length=5, choices=Leukocytes.choices, blank=True)
     activation = models.CharField(max_length=20, blank=True)
-    aspirate_volume_ml = models.DecimalField("aspirate volume (mL)", max_digits=5, decimal_places=1, null=True, blank=True)
+    aspirate_volume_ml = models.DecimalField(
+        "aspirate volume (mL)", max_digits=5, decimal_places=1, null=True, blank=True
+    )
     tnc_per_ml = models.DecimalField(
         "nucleated cells (×10⁶/mL)", max_digits=7, decimal_places=2, null=True, blank=True
     )
@@ -457,7 +509,8 @@ class Injectate(models.Model):
             return
         if procedure.procedure_type_id and self.kind not in procedure.procedure_type.injectate_kinds:
             raise Invalid(
-                f"A {procedure.procedure_type.name} does not record a {injectates.kind_label(self.kind)} injectate.",
+                f"A {procedure.procedure_type.name} does not record "
+                f"a {injectates.kind_label(self.kind)} injectate.",
                 "kind",
             )
 
@@ -472,11 +525,15 @@ class Injectate(models.Model):
 
     @property
     def paw(self) -> str | None:
-        return injectates.paw_label(self.platelet_count, self.baseline_platelet_count, self.leukocytes, self.activation)
+        return injectates.paw_label(
+            self.platelet_count, self.baseline_platelet_count, self.leukocytes, self.activation
+        )
 
     @property
     def mishra(self) -> str | None:
-        return injectates.mishra_label(self.platelet_count, self.baseline_platelet_count, self.leukocytes, self.activation)
+        return injectates.mishra_label(
+            self.platelet_count, self.baseline_platelet_count, self.leukocytes, self.activation
+        )
 
     def summary(self) -> str:
         """One line a clinician reads at a glance."""
@@ -484,7 +541,11 @@ class Injectate(models.Model):
 
         def add(value: Decimal | int | None, unit: str) -> None:
             if value is not None:
-                parts.append(f"{value.normalize() if isinstance(value, Decimal) else value:f} {unit}".replace(".000", ""))
+                parts.append(
+                    f"{value.normalize() if isinstance(value, Decimal) else value:f} {unit}".replace(
+                        ".000", ""
+                    )
+                )
 
         add(self.dose_mg, "mg")
         if self.concentration_pct is not None:
@@ -524,7 +585,9 @@ class AdverseEvent(models.Model):
         UNRELATED = "unrelated", "Not related"
 
     procedure = models.ForeignKey(Procedure, on_delete=models.CASCADE, related_name="adverse_events")
-    kind = models.ForeignKey(AdverseEventKind, on_delete=models.PROTECT, related_name="+", verbose_name="event")
+    kind = models.ForeignKey(
+        AdverseEventKind, on_delete=models.PROTECT, related_name="+", verbose_name="event"
+    )
     description = models.CharField(max_length=300, blank=True)
     onset_date = models.DateField()
     severity = models.CharField(max_length=10, choices=Severity.choices)
@@ -552,7 +615,10 @@ class AdverseEvent(models.Model):
                 self.onset_date, "onset_date", "onset date", born=None, today=procedure.patient.clinic.today()
             ),
             lambda: rules.not_before(
-                self.onset_date, procedure.performed_on, "onset_date", "An adverse event cannot begin before its procedure."
+                self.onset_date,
+                procedure.performed_on,
+                "onset_date",
+                "An adverse event cannot begin before its procedure.",
             ),
             lambda: rules.not_before(
                 self.resolved_on, self.onset_date, "resolved_on", "The event cannot resolve before it began."

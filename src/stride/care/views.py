@@ -33,7 +33,9 @@ from stride.patients.views import patient_for
 
 
 def _record_for(request: HttpRequest, model: type[Model], pk: int, action: Action) -> Any:
-    obj = get_object_or_404(access.scope(model.objects.select_related("patient__clinic"), request.user), pk=pk)
+    obj = get_object_or_404(
+        access.scope(model.objects.select_related("patient__clinic"), request.user), pk=pk
+    )
     access.require(request.user, action, obj.patient.clinic_id)
     return obj
 
@@ -95,7 +97,9 @@ def condition_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def history_create(request: HttpRequest, pk: int) -> HttpResponse:
     patient = patient_for(request, pk, Action.EDIT_HISTORY)
-    form = TreatmentHistoryForm(request.POST or None, instance=TreatmentHistory(patient=patient), patient=patient)
+    form = TreatmentHistoryForm(
+        request.POST or None, instance=TreatmentHistory(patient=patient), patient=patient
+    )
     return _save_form(request, patient, form, "Add earlier treatment", "Treatment history added.")
 
 
@@ -120,7 +124,9 @@ def history_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def procedure_create(request: HttpRequest, pk: int) -> HttpResponse:
     patient = patient_for(request, pk, Action.RECORD_PROCEDURE)
-    procedure = Procedure(patient=patient, clinician=request.user if _is_clinician(request, patient) else None)
+    procedure = Procedure(
+        patient=patient, clinician=request.user if _is_clinician(request, patient) else None
+    )
     condition_id = request.GET.get("condition")
     if condition_id and condition_id.isdigit():
         condition = patient.conditions.filter(pk=condition_id).first()
@@ -178,6 +184,8 @@ def _procedure_form(request: HttpRequest, patient: Patient, procedure: Procedure
         "events": events,
         "patient": patient,
         "title": title,
-        "injectate_fields": {kind: ["kind", "notes", *injectate_rules.fields_for(kind)] for kind in injectate_rules.REQUIRED},
+        "injectate_fields": {
+            kind: ["kind", "notes", *injectate_rules.fields_for(kind)] for kind in injectate_rules.REQUIRED
+        },
     }
     return render(request, "care/procedure_form.html", context)

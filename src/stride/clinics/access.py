@@ -86,7 +86,9 @@ def can(user: AnyUser, action: Action, clinic_id: int | None = None) -> bool:
     return bool(ids) if clinic_id is None else clinic_id in ids
 
 
-def scope(queryset: models.QuerySet[M], user: AnyUser, action: Action = Action.VIEW_PATIENT) -> models.QuerySet[M]:
+def scope(
+    queryset: models.QuerySet[M], user: AnyUser, action: Action = Action.VIEW_PATIENT
+) -> models.QuerySet[M]:
     """``queryset`` narrowed to the rows ``user`` may ``action``."""
     path = getattr(queryset.model, "scope_path", None)
     if path is None:
@@ -98,7 +100,7 @@ def scope(queryset: models.QuerySet[M], user: AnyUser, action: Action = Action.V
 
 
 def require(user: AnyUser, action: Action, clinic_id: int | None = None) -> None:
-    """Raise ``PermissionDenied`` unless ``user`` may ``action`` in the clinic (in some clinic when ``None``)."""
+    """Raise ``PermissionDenied`` unless ``user`` may ``action`` in the clinic (any clinic when ``None``)."""
     if not can(user, action, clinic_id):
         where = "in this clinic" if clinic_id is not None else "in any of your clinics"
         raise PermissionDenied(f"Your role {where} does not allow you to {action}.")

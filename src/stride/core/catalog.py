@@ -178,7 +178,9 @@ def load_catalog(directory: Path = CATALOG_DIR) -> Catalog:
         if e["code"] in body_sites:
             raise CatalogError(f"body_sites.toml: site {e['code']!r} clashes with a body site code.")
         if e.get("body_site") not in body_sites:
-            raise CatalogError(f"body_sites.toml: site {e['code']!r} names unknown body site {e.get('body_site')!r}.")
+            raise CatalogError(
+                f"body_sites.toml: site {e['code']!r} names unknown body site {e.get('body_site')!r}."
+            )
         sites[e["code"]] = Site(e["code"], e["name"], e["body_site"])
 
     conditions: dict[str, ConditionType] = {}
@@ -189,7 +191,9 @@ def load_catalog(directory: Path = CATALOG_DIR) -> Catalog:
             if other not in conditions:
                 raise CatalogError(f"conditions.toml: {condition.code} excludes unknown condition {other!r}.")
 
-    kinds = {e["code"]: Named(e["code"], e["name"]) for e in _entries(injectates_data, "kind", "injectates.toml")}
+    kinds = {
+        e["code"]: Named(e["code"], e["name"]) for e in _entries(injectates_data, "kind", "injectates.toml")
+    }
     if set(kinds) != set(INJECTATE_KINDS):
         raise CatalogError(f"injectates.toml: the kinds must be exactly {', '.join(INJECTATE_KINDS)}.")
     drugs: dict[str, Named] = {}
@@ -198,14 +202,16 @@ def load_catalog(directory: Path = CATALOG_DIR) -> Catalog:
             raise CatalogError(f"injectates.toml: drug {e['code']!r} names unknown kind {e.get('kind')!r}.")
         drugs[e["code"]] = Named(e["code"], e["name"], e["kind"])
     activations = {
-        e["code"]: Named(e["code"], e["name"]) for e in _entries(injectates_data, "activation", "injectates.toml")
+        e["code"]: Named(e["code"], e["name"])
+        for e in _entries(injectates_data, "activation", "injectates.toml")
     }
 
     procedures: dict[str, ProcedureType] = {}
     for e in _entries(procedures_data, "procedure", "procedures.toml"):
         procedures[e["code"]] = _procedure(e, kinds)
     adverse_events = {
-        e["code"]: Named(e["code"], e["name"]) for e in _entries(procedures_data, "adverse_event", "procedures.toml")
+        e["code"]: Named(e["code"], e["name"])
+        for e in _entries(procedures_data, "adverse_event", "procedures.toml")
     }
 
     treatments: dict[str, Named] = {}
@@ -243,7 +249,9 @@ def _side_codes(raw: Any, where: str) -> dict[str, str]:
     return {side: _check_icd10(code, where) for side, code in raw.items()}
 
 
-def _condition(e: dict[str, Any], body_sites: Mapping[str, BodySite], sites: Mapping[str, Site]) -> ConditionType:
+def _condition(
+    e: dict[str, Any], body_sites: Mapping[str, BodySite], sites: Mapping[str, Site]
+) -> ConditionType:
     where = f"conditions.toml: {e['code']}"
     if e.get("body_site") not in body_sites:
         raise CatalogError(f"{where}: unknown body site {e.get('body_site')!r}.")
@@ -252,7 +260,9 @@ def _condition(e: dict[str, Any], body_sites: Mapping[str, BodySite], sites: Map
     for site in e.get("sites", []):
         if site not in sites:
             raise CatalogError(f"{where}: unknown site {site!r}.")
-    by_site = {site: _side_codes(codes, f"{where} site {site}") for site, codes in e.get("icd10_by_site", {}).items()}
+    by_site = {
+        site: _side_codes(codes, f"{where} site {site}") for site, codes in e.get("icd10_by_site", {}).items()
+    }
     for site in by_site:
         if site not in e.get("sites", []):
             raise CatalogError(f"{where}: icd10_by_site names {site!r}, which is not one of its sites.")
@@ -337,7 +347,9 @@ def resolve_condition_codes(
             f"ICD-10-CM has no bilateral code for {condition.name}: record one condition per side.",
             "laterality",
         )
-    if condition.seventh_character or any(q.icd10.endswith("-") for q in condition.qualifiers if q.code in qualifiers):
+    if condition.seventh_character or any(
+        q.icd10.endswith("-") for q in condition.qualifiers if q.code in qualifiers
+    ):
         if episode not in EPISODES:
             raise Invalid(
                 f"{condition.name} needs the episode: initial encounter, subsequent encounter or sequela.",

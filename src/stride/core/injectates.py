@@ -93,11 +93,14 @@ def validate(kind: str, values: Mapping[str, Any], *, drug_kind: str | None = No
         if value in (None, ""):
             continue
         if name not in allowed:
-            raise Invalid(f"The {LABELS.get(name, name)} does not apply to a {kind_label(kind)} injectate.", name)
+            raise Invalid(
+                f"The {LABELS.get(name, name)} does not apply to a {kind_label(kind)} injectate.", name
+            )
         rule = FIELDS.get(name)
         if rule is not None and not rule.low <= value <= rule.high:
             raise Invalid(
-                f"The {rule.label} must be between {rule.low:g} and {rule.high:g}{' ' + rule.unit if rule.unit else ''}.",
+                f"The {rule.label} must be between {rule.low:g} and {rule.high:g}"
+                f"{' ' + rule.unit if rule.unit else ''}.",
                 name,
             )
     if values.get("leukocytes") not in (None, "") and values["leukocytes"] not in LEUKOCYTES:
@@ -184,6 +187,8 @@ def mishra_label(
     if leukocytes not in LEUKOCYTES or activation in (None, ""):
         return None
     activated = activation != "none"
-    number = {("rich", False): 1, ("rich", True): 2, ("poor", False): 3, ("poor", True): 4}[(leukocytes, activated)]
+    number = {("rich", False): 1, ("rich", True): 2, ("poor", False): 3, ("poor", True): 4}[
+        (leukocytes, activated)
+    ]
     fold = fold_increase(platelet_count, baseline)
     return f"{number}{'' if fold is None else ('A' if fold >= 5 else 'B')}"

@@ -40,14 +40,18 @@ def not_before(later: dt.date | None, earlier: dt.date | None, field: str, messa
         raise Invalid(message, field)
 
 
-def positive(value: Decimal | float | int | None, field: str, label: str, *, allow_zero: bool = False) -> None:
+def positive(
+    value: Decimal | float | int | None, field: str, label: str, *, allow_zero: bool = False
+) -> None:
     if value is None:
         return
     if value < 0 or (value == 0 and not allow_zero):
         raise Invalid(f"The {label} must be {'zero or more' if allow_zero else 'more than zero'}.", field)
 
 
-def within(value: Decimal | float | int | None, low: float, high: float, field: str, label: str, unit: str) -> None:
+def within(
+    value: Decimal | float | int | None, low: float, high: float, field: str, label: str, unit: str
+) -> None:
     if value is None:
         return
     if not low <= value <= high:

@@ -39,7 +39,9 @@ def build_timeline(
         else:
             items.append(TimelineItem(condition.created_at.date(), "condition", condition, approximate=True))
     for entry in history:
-        items.append(TimelineItem(entry.started_on, "history", entry, approximate=entry.date_precision != "day"))
+        items.append(
+            TimelineItem(entry.started_on, "history", entry, approximate=entry.date_precision != "day")
+        )
     for procedure in procedures:
         items.append(TimelineItem(procedure.performed_on, "procedure", procedure))
     for consent in consents:

@@ -81,7 +81,9 @@ def load_people(password: str) -> tuple[dict[str, Clinic], dict[str, User], Coun
             counts["logins"] += 1
         users[login.username] = user
         for slug, role in login.roles.items():
-            _, created = Membership.objects.get_or_create(user=user, clinic=clinics[slug], defaults={"role": role})
+            _, created = Membership.objects.get_or_create(
+                user=user, clinic=clinics[slug], defaults={"role": role}
+            )
             counts["memberships"] += created
     return clinics, users, counts
 

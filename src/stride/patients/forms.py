@@ -49,4 +49,6 @@ class ConsentForm(StrideModelForm):
             "withdrawn_on": DateInput(),
             "notes": forms.Textarea(attrs={"rows": 2}),
         }
-        help_texts = {"withdrawn_on": "Only when the patient withdraws. Their record stays; analyses leave them out."}
+        help_texts = {
+            "withdrawn_on": "Only when the patient withdraws. Their record stays; analyses leave them out."
+        }

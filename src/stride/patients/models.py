@@ -66,7 +66,9 @@ class Patient(models.Model):
     record_number = models.CharField(
         max_length=40,
         help_text="The clinic's own record number; unique within the clinic.",
-        validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9./_-]*$", "Use letters, digits, '.', '/', '_' or '-'.")],
+        validators=[
+            RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9./_-]*$", "Use letters, digits, '.', '/', '_' or '-'.")
+        ],
     )
     given_name = models.CharField(max_length=100)
     family_name = models.CharField(max_length=100)
@@ -76,7 +78,9 @@ class Patient(models.Model):
     phone = models.CharField(
         max_length=30,
         blank=True,
-        validators=[RegexValidator(r"^\+?[0-9 ()./-]{6,30}$", "Enter a phone number of digits, spaces and + ( ) - .")],
+        validators=[
+            RegexValidator(r"^\+?[0-9 ()./-]{6,30}$", "Enter a phone number of digits, spaces and + ( ) - .")
+        ],
     )
     height_cm = models.DecimalField("height (cm)", max_digits=4, decimal_places=1, null=True, blank=True)
     weight_kg = models.DecimalField("weight (kg)", max_digits=4, decimal_places=1, null=True, blank=True)
@@ -90,7 +94,9 @@ class Patient(models.Model):
     class Meta:
         ordering = ["family_name", "given_name", "record_number"]
         constraints = [
-            models.UniqueConstraint(fields=["clinic", "record_number"], name="record_number_unique_in_clinic"),
+            models.UniqueConstraint(
+                fields=["clinic", "record_number"], name="record_number_unique_in_clinic"
+            ),
         ]
         indexes = [models.Index(fields=["family_name", "given_name"])]
 
@@ -169,10 +175,19 @@ class Consent(models.Model):
         today = patient.clinic.today()
         born = patient.date_of_birth
         collect(
-            lambda: rules.event_date(self.consented_on, "consented_on", "consent date", born=born, today=today),
-            lambda: self.withdrawn_on
-            and rules.event_date(self.withdrawn_on, "withdrawn_on", "withdrawal date", born=born, today=today),
+            lambda: rules.event_date(
+                self.consented_on, "consented_on", "consent date", born=born, today=today
+            ),
+            lambda: (
+                self.withdrawn_on
+                and rules.event_date(
+                    self.withdrawn_on, "withdrawn_on", "withdrawal date", born=born, today=today
+                )
+            ),
             lambda: rules.not_before(
-                self.withdrawn_on, self.consented_on, "withdrawn_on", "Consent cannot be withdrawn before it was given."
+                self.withdrawn_on,
+                self.consented_on,
+                "withdrawn_on",
+                "Consent cannot be withdrawn before it was given.",
             ),
         )

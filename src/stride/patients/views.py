@@ -55,7 +55,9 @@ def patient_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patient = patient_for(request, pk)
-    conditions = list(patient.conditions.select_related("condition_type", "site", "condition_type__body_site"))
+    conditions = list(
+        patient.conditions.select_related("condition_type", "site", "condition_type__body_site")
+    )
     history = list(patient.history.select_related("treatment", "condition__condition_type"))
     procedures = list(
         patient.procedures.select_related("procedure_type", "clinician", "site", "condition__condition_type")
@@ -105,7 +107,9 @@ def patient_create(request: HttpRequest) -> HttpResponse:
             patient = form.save()
         messages.success(request, f"{patient.full_name} is registered.")
         return redirect("patient-detail", pk=patient.pk)
-    return render(request, "form.html", {"form": form, "title": "Register a patient", "cancel": "patient-list"})
+    return render(
+        request, "form.html", {"form": form, "title": "Register a patient", "cancel": "patient-list"}
+    )
 
 
 @login_required

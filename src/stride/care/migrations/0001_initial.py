@@ -4,218 +4,521 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='AdverseEvent',
+            name="AdverseEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('description', models.CharField(blank=True, max_length=300)),
-                ('onset_date', models.DateField()),
-                ('severity', models.CharField(choices=[('mild', 'Mild'), ('moderate', 'Moderate'), ('severe', 'Severe'), ('serious', 'Serious (hospitalisation, disability or life-threatening)')], max_length=10)),
-                ('relatedness', models.CharField(choices=[('related', 'Related'), ('possibly', 'Possibly related'), ('unlikely', 'Unlikely related'), ('unrelated', 'Not related')], max_length=10, verbose_name='related to the procedure')),
-                ('resolved_on', models.DateField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("description", models.CharField(blank=True, max_length=300)),
+                ("onset_date", models.DateField()),
+                (
+                    "severity",
+                    models.CharField(
+                        choices=[
+                            ("mild", "Mild"),
+                            ("moderate", "Moderate"),
+                            ("severe", "Severe"),
+                            ("serious", "Serious (hospitalisation, disability or life-threatening)"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "relatedness",
+                    models.CharField(
+                        choices=[
+                            ("related", "Related"),
+                            ("possibly", "Possibly related"),
+                            ("unlikely", "Unlikely related"),
+                            ("unrelated", "Not related"),
+                        ],
+                        max_length=10,
+                        verbose_name="related to the procedure",
+                    ),
+                ),
+                ("resolved_on", models.DateField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['onset_date', 'pk'],
+                "ordering": ["onset_date", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='AdverseEventKind',
+            name="AdverseEventKind",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=60, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('catalog_version', models.PositiveIntegerField(default=1)),
-                ('retired', models.BooleanField(default=False, help_text='No longer in the catalog files; kept for old records.')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=60, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("catalog_version", models.PositiveIntegerField(default=1)),
+                (
+                    "retired",
+                    models.BooleanField(
+                        default=False, help_text="No longer in the catalog files; kept for old records."
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
-                'abstract': False,
+                "ordering": ["name"],
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='BodySite',
+            name="BodySite",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=60, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('catalog_version', models.PositiveIntegerField(default=1)),
-                ('retired', models.BooleanField(default=False, help_text='No longer in the catalog files; kept for old records.')),
-                ('snomed', models.CharField(blank=True, max_length=18, verbose_name='SNOMED CT')),
-                ('lateral', models.BooleanField(default=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=60, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("catalog_version", models.PositiveIntegerField(default=1)),
+                (
+                    "retired",
+                    models.BooleanField(
+                        default=False, help_text="No longer in the catalog files; kept for old records."
+                    ),
+                ),
+                ("snomed", models.CharField(blank=True, max_length=18, verbose_name="SNOMED CT")),
+                ("lateral", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['name'],
-                'abstract': False,
+                "ordering": ["name"],
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='Condition',
+            name="Condition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('laterality', models.CharField(choices=[('left', 'Left'), ('right', 'Right'), ('bilateral', 'Bilateral')], max_length=10)),
-                ('site_note', models.CharField(blank=True, max_length=200, verbose_name='site note')),
-                ('episode', models.CharField(blank=True, choices=[('A', 'Initial encounter'), ('D', 'Subsequent encounter'), ('S', 'Sequela')], help_text='Needed where the ICD-10-CM code takes a 7th character (sprains; steroid-induced wasting).', max_length=1)),
-                ('qualifiers', models.JSONField(blank=True, default=list, help_text='Catalog findings that add a code.')),
-                ('icd10_code', models.CharField(editable=False, max_length=10, verbose_name='ICD-10-CM')),
-                ('additional_icd10', models.JSONField(blank=True, default=list, editable=False)),
-                ('snomed_code', models.CharField(blank=True, editable=False, max_length=18, verbose_name='SNOMED CT')),
-                ('onset_date', models.DateField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('active', 'Active'), ('resolved', 'Resolved')], default='active', max_length=10)),
-                ('resolved_on', models.DateField(blank=True, null=True)),
-                ('severity_notes', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "laterality",
+                    models.CharField(
+                        choices=[("left", "Left"), ("right", "Right"), ("bilateral", "Bilateral")],
+                        max_length=10,
+                    ),
+                ),
+                ("site_note", models.CharField(blank=True, max_length=200, verbose_name="site note")),
+                (
+                    "episode",
+                    models.CharField(
+                        blank=True,
+                        choices=[("A", "Initial encounter"), ("D", "Subsequent encounter"), ("S", "Sequela")],
+                        help_text="Needed where the ICD-10-CM code takes a 7th character (sprains; steroid-induced wasting).",
+                        max_length=1,
+                    ),
+                ),
+                (
+                    "qualifiers",
+                    models.JSONField(blank=True, default=list, help_text="Catalog findings that add a code."),
+                ),
+                ("icd10_code", models.CharField(editable=False, max_length=10, verbose_name="ICD-10-CM")),
+                ("additional_icd10", models.JSONField(blank=True, default=list, editable=False)),
+                (
+                    "snomed_code",
+                    models.CharField(blank=True, editable=False, max_length=18, verbose_name="SNOMED CT"),
+                ),
+                ("onset_date", models.DateField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("active", "Active"), ("resolved", "Resolved")],
+                        default="active",
+                        max_length=10,
+                    ),
+                ),
+                ("resolved_on", models.DateField(blank=True, null=True)),
+                ("severity_notes", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-onset_date', '-pk'],
+                "ordering": ["-onset_date", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='ConditionType',
+            name="ConditionType",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=60, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('catalog_version', models.PositiveIntegerField(default=1)),
-                ('retired', models.BooleanField(default=False, help_text='No longer in the catalog files; kept for old records.')),
-                ('snomed', models.CharField(blank=True, max_length=18, verbose_name='SNOMED CT')),
-                ('icd10', models.JSONField(help_text='ICD-10-CM code per side.')),
-                ('icd10_by_site', models.JSONField(blank=True, default=dict)),
-                ('seventh_character', models.BooleanField(default=False)),
-                ('excludes', models.JSONField(blank=True, default=list)),
-                ('qualifiers', models.JSONField(blank=True, default=list)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=60, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("catalog_version", models.PositiveIntegerField(default=1)),
+                (
+                    "retired",
+                    models.BooleanField(
+                        default=False, help_text="No longer in the catalog files; kept for old records."
+                    ),
+                ),
+                ("snomed", models.CharField(blank=True, max_length=18, verbose_name="SNOMED CT")),
+                ("icd10", models.JSONField(help_text="ICD-10-CM code per side.")),
+                ("icd10_by_site", models.JSONField(blank=True, default=dict)),
+                ("seventh_character", models.BooleanField(default=False)),
+                ("excludes", models.JSONField(blank=True, default=list)),
+                ("qualifiers", models.JSONField(blank=True, default=list)),
             ],
             options={
-                'ordering': ['name'],
-                'abstract': False,
+                "ordering": ["name"],
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='Drug',
+            name="Drug",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=60, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('catalog_version', models.PositiveIntegerField(default=1)),
-                ('retired', models.BooleanField(default=False, help_text='No longer in the catalog files; kept for old records.')),
-                ('kind', models.CharField(max_length=30)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=60, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("catalog_version", models.PositiveIntegerField(default=1)),
+                (
+                    "retired",
+                    models.BooleanField(
+                        default=False, help_text="No longer in the catalog files; kept for old records."
+                    ),
+                ),
+                ("kind", models.CharField(max_length=30)),
             ],
             options={
-                'ordering': ['name'],
-                'abstract': False,
+                "ordering": ["name"],
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='Injectate',
+            name="Injectate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('steroid', 'Corticosteroid'), ('local-anaesthetic', 'Local anaesthetic'), ('prp', 'PRP'), ('platelet-lysate', 'Platelet lysate'), ('bmc', 'Bone-marrow concentrate'), ('dextrose', 'Dextrose'), ('alcohol', 'Alcohol')], max_length=20)),
-                ('dose_mg', models.DecimalField(blank=True, decimal_places=2, max_digits=6, null=True, verbose_name='dose (mg)')),
-                ('volume_ml', models.DecimalField(blank=True, decimal_places=2, max_digits=5, null=True, verbose_name='volume (mL)')),
-                ('concentration_pct', models.DecimalField(blank=True, decimal_places=2, max_digits=5, null=True, verbose_name='concentration (%)')),
-                ('platelet_count', models.DecimalField(blank=True, decimal_places=1, max_digits=7, null=True, verbose_name='platelets (×10³/µL)')),
-                ('baseline_platelet_count', models.DecimalField(blank=True, decimal_places=1, max_digits=6, null=True, verbose_name='whole-blood platelets (×10³/µL)')),
-                ('leukocytes', models.CharField(blank=True, choices=[('rich', 'Leukocyte-rich'), ('poor', 'Leukocyte-poor')], max_length=5)),
-                ('activation', models.CharField(blank=True, max_length=20)),
-                ('aspirate_volume_ml', models.DecimalField(blank=True, decimal_places=1, max_digits=5, null=True, verbose_name='aspirate volume (mL)')),
-                ('tnc_per_ml', models.DecimalField(blank=True, decimal_places=2, max_digits=7, null=True, verbose_name='nucleated cells (×10⁶/mL)')),
-                ('series_number', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='session in series')),
-                ('sites_injected', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='sites injected')),
-                ('notes', models.CharField(blank=True, max_length=300)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("steroid", "Corticosteroid"),
+                            ("local-anaesthetic", "Local anaesthetic"),
+                            ("prp", "PRP"),
+                            ("platelet-lysate", "Platelet lysate"),
+                            ("bmc", "Bone-marrow concentrate"),
+                            ("dextrose", "Dextrose"),
+                            ("alcohol", "Alcohol"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "dose_mg",
+                    models.DecimalField(
+                        blank=True, decimal_places=2, max_digits=6, null=True, verbose_name="dose (mg)"
+                    ),
+                ),
+                (
+                    "volume_ml",
+                    models.DecimalField(
+                        blank=True, decimal_places=2, max_digits=5, null=True, verbose_name="volume (mL)"
+                    ),
+                ),
+                (
+                    "concentration_pct",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        max_digits=5,
+                        null=True,
+                        verbose_name="concentration (%)",
+                    ),
+                ),
+                (
+                    "platelet_count",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=1,
+                        max_digits=7,
+                        null=True,
+                        verbose_name="platelets (×10³/µL)",
+                    ),
+                ),
+                (
+                    "baseline_platelet_count",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=1,
+                        max_digits=6,
+                        null=True,
+                        verbose_name="whole-blood platelets (×10³/µL)",
+                    ),
+                ),
+                (
+                    "leukocytes",
+                    models.CharField(
+                        blank=True,
+                        choices=[("rich", "Leukocyte-rich"), ("poor", "Leukocyte-poor")],
+                        max_length=5,
+                    ),
+                ),
+                ("activation", models.CharField(blank=True, max_length=20)),
+                (
+                    "aspirate_volume_ml",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=1,
+                        max_digits=5,
+                        null=True,
+                        verbose_name="aspirate volume (mL)",
+                    ),
+                ),
+                (
+                    "tnc_per_ml",
+                    models.DecimalField(
+                        blank=True,
+                        decimal_places=2,
+                        max_digits=7,
+                        null=True,
+                        verbose_name="nucleated cells (×10⁶/mL)",
+                    ),
+                ),
+                (
+                    "series_number",
+                    models.PositiveSmallIntegerField(blank=True, null=True, verbose_name="session in series"),
+                ),
+                (
+                    "sites_injected",
+                    models.PositiveSmallIntegerField(blank=True, null=True, verbose_name="sites injected"),
+                ),
+                ("notes", models.CharField(blank=True, max_length=300)),
             ],
             options={
-                'ordering': ['pk'],
+                "ordering": ["pk"],
             },
         ),
         migrations.CreateModel(
-            name='Procedure',
+            name="Procedure",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('performed_on', models.DateField(verbose_name='date')),
-                ('target_note', models.CharField(blank=True, max_length=200, verbose_name='target note')),
-                ('laterality', models.CharField(choices=[('left', 'Left'), ('right', 'Right'), ('bilateral', 'Bilateral')], max_length=10)),
-                ('image_guidance', models.CharField(choices=[('ultrasound', 'Ultrasound'), ('fluoroscopy', 'Fluoroscopy'), ('none', 'None')], default='ultrasound', max_length=12)),
-                ('candidacy', models.CharField(blank=True, choices=[('good', 'Good'), ('fair', 'Fair'), ('poor', 'Poor')], help_text='How good a candidate the patient is for this treatment, as judged at the time.', max_length=5, verbose_name='candidacy grade')),
-                ('notes', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("performed_on", models.DateField(verbose_name="date")),
+                ("target_note", models.CharField(blank=True, max_length=200, verbose_name="target note")),
+                (
+                    "laterality",
+                    models.CharField(
+                        choices=[("left", "Left"), ("right", "Right"), ("bilateral", "Bilateral")],
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "image_guidance",
+                    models.CharField(
+                        choices=[
+                            ("ultrasound", "Ultrasound"),
+                            ("fluoroscopy", "Fluoroscopy"),
+                            ("none", "None"),
+                        ],
+                        default="ultrasound",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "candidacy",
+                    models.CharField(
+                        blank=True,
+                        choices=[("good", "Good"), ("fair", "Fair"), ("poor", "Poor")],
+                        help_text="How good a candidate the patient is for this treatment, as judged at the time.",
+                        max_length=5,
+                        verbose_name="candidacy grade",
+                    ),
+                ),
+                ("notes", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-performed_on', '-pk'],
+                "ordering": ["-performed_on", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='ProcedureType',
+            name="ProcedureType",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=60, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('catalog_version', models.PositiveIntegerField(default=1)),
-                ('retired', models.BooleanField(default=False, help_text='No longer in the catalog files; kept for old records.')),
-                ('cpt', models.CharField(max_length=5, verbose_name='CPT / HCPCS')),
-                ('code_verified', models.BooleanField(default=True)),
-                ('category', models.CharField(choices=[('injection', 'Injection'), ('surgery', 'Surgery')], max_length=20)),
-                ('injectate_kinds', models.JSONField(blank=True, default=list)),
-                ('default_guidance', models.CharField(default='none', max_length=20)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=60, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("catalog_version", models.PositiveIntegerField(default=1)),
+                (
+                    "retired",
+                    models.BooleanField(
+                        default=False, help_text="No longer in the catalog files; kept for old records."
+                    ),
+                ),
+                ("cpt", models.CharField(max_length=5, verbose_name="CPT / HCPCS")),
+                ("code_verified", models.BooleanField(default=True)),
+                (
+                    "category",
+                    models.CharField(
+                        choices=[("injection", "Injection"), ("surgery", "Surgery")], max_length=20
+                    ),
+                ),
+                ("injectate_kinds", models.JSONField(blank=True, default=list)),
+                ("default_guidance", models.CharField(default="none", max_length=20)),
             ],
             options={
-                'ordering': ['name'],
-                'abstract': False,
+                "ordering": ["name"],
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='Site',
+            name="Site",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=60, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('catalog_version', models.PositiveIntegerField(default=1)),
-                ('retired', models.BooleanField(default=False, help_text='No longer in the catalog files; kept for old records.')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=60, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("catalog_version", models.PositiveIntegerField(default=1)),
+                (
+                    "retired",
+                    models.BooleanField(
+                        default=False, help_text="No longer in the catalog files; kept for old records."
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
-                'abstract': False,
+                "ordering": ["name"],
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='TreatmentHistory',
+            name="TreatmentHistory",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('laterality', models.CharField(blank=True, choices=[('left', 'Left'), ('right', 'Right'), ('bilateral', 'Bilateral')], max_length=10)),
-                ('started_on', models.DateField(verbose_name='date')),
-                ('date_precision', models.CharField(choices=[('day', 'Exact day'), ('month', 'Month'), ('year', 'Year')], default='day', max_length=5)),
-                ('provider', models.CharField(blank=True, help_text="Clinician or clinic, or 'self'.", max_length=200, verbose_name='by whom')),
-                ('response', models.CharField(choices=[('none', 'None'), ('partial', 'Partial'), ('full', 'Full'), ('unknown', 'Not known')], default='unknown', max_length=10)),
-                ('relief_weeks', models.PositiveIntegerField(blank=True, null=True, verbose_name='relief lasted (weeks)')),
-                ('notes', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "laterality",
+                    models.CharField(
+                        blank=True,
+                        choices=[("left", "Left"), ("right", "Right"), ("bilateral", "Bilateral")],
+                        max_length=10,
+                    ),
+                ),
+                ("started_on", models.DateField(verbose_name="date")),
+                (
+                    "date_precision",
+                    models.CharField(
+                        choices=[("day", "Exact day"), ("month", "Month"), ("year", "Year")],
+                        default="day",
+                        max_length=5,
+                    ),
+                ),
+                (
+                    "provider",
+                    models.CharField(
+                        blank=True,
+                        help_text="Clinician or clinic, or 'self'.",
+                        max_length=200,
+                        verbose_name="by whom",
+                    ),
+                ),
+                (
+                    "response",
+                    models.CharField(
+                        choices=[
+                            ("none", "None"),
+                            ("partial", "Partial"),
+                            ("full", "Full"),
+                            ("unknown", "Not known"),
+                        ],
+                        default="unknown",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "relief_weeks",
+                    models.PositiveIntegerField(blank=True, null=True, verbose_name="relief lasted (weeks)"),
+                ),
+                ("notes", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'treatment history',
-                'ordering': ['-started_on', '-pk'],
+                "verbose_name_plural": "treatment history",
+                "ordering": ["-started_on", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='TreatmentKind',
+            name="TreatmentKind",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=60, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('catalog_version', models.PositiveIntegerField(default=1)),
-                ('retired', models.BooleanField(default=False, help_text='No longer in the catalog files; kept for old records.')),
-                ('category', models.CharField(choices=[('conservative', 'Conservative'), ('injection', 'Injection'), ('surgery', 'Surgery')], max_length=20)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=60, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("catalog_version", models.PositiveIntegerField(default=1)),
+                (
+                    "retired",
+                    models.BooleanField(
+                        default=False, help_text="No longer in the catalog files; kept for old records."
+                    ),
+                ),
+                (
+                    "category",
+                    models.CharField(
+                        choices=[
+                            ("conservative", "Conservative"),
+                            ("injection", "Injection"),
+                            ("surgery", "Surgery"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
-                'abstract': False,
+                "ordering": ["name"],
+                "abstract": False,
             },
         ),
     ]

@@ -6,117 +6,190 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('care', '0001_initial'),
-        ('patients', '0001_initial'),
+        ("care", "0001_initial"),
+        ("patients", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='adverseevent',
-            name='adjudicated_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="adverseevent",
+            name="adjudicated_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='adverseevent',
-            name='kind',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='care.adverseeventkind', verbose_name='event'),
+            model_name="adverseevent",
+            name="kind",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="care.adverseeventkind",
+                verbose_name="event",
+            ),
         ),
         migrations.AddField(
-            model_name='condition',
-            name='patient',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conditions', to='patients.patient'),
+            model_name="condition",
+            name="patient",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="conditions", to="patients.patient"
+            ),
         ),
         migrations.AddField(
-            model_name='conditiontype',
-            name='body_site',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='care.bodysite'),
+            model_name="conditiontype",
+            name="body_site",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to="care.bodysite"
+            ),
         ),
         migrations.AddField(
-            model_name='condition',
-            name='condition_type',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='care.conditiontype', verbose_name='condition'),
+            model_name="condition",
+            name="condition_type",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="care.conditiontype",
+                verbose_name="condition",
+            ),
         ),
         migrations.AddField(
-            model_name='injectate',
-            name='drug',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='care.drug'),
+            model_name="injectate",
+            name="drug",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="care.drug",
+            ),
         ),
         migrations.AddField(
-            model_name='procedure',
-            name='clinician',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='procedures', to=settings.AUTH_USER_MODEL),
+            model_name="procedure",
+            name="clinician",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="procedures",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='procedure',
-            name='condition',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='procedures', to='care.condition'),
+            model_name="procedure",
+            name="condition",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="procedures", to="care.condition"
+            ),
         ),
         migrations.AddField(
-            model_name='procedure',
-            name='patient',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='procedures', to='patients.patient'),
+            model_name="procedure",
+            name="patient",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="procedures", to="patients.patient"
+            ),
         ),
         migrations.AddField(
-            model_name='injectate',
-            name='procedure',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='injectates', to='care.procedure'),
+            model_name="injectate",
+            name="procedure",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="injectates", to="care.procedure"
+            ),
         ),
         migrations.AddField(
-            model_name='adverseevent',
-            name='procedure',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='adverse_events', to='care.procedure'),
+            model_name="adverseevent",
+            name="procedure",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="adverse_events",
+                to="care.procedure",
+            ),
         ),
         migrations.AddField(
-            model_name='procedure',
-            name='procedure_type',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='care.proceduretype', verbose_name='procedure'),
+            model_name="procedure",
+            name="procedure_type",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="care.proceduretype",
+                verbose_name="procedure",
+            ),
         ),
         migrations.AddField(
-            model_name='site',
-            name='body_site',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='sites', to='care.bodysite'),
+            model_name="site",
+            name="body_site",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="sites", to="care.bodysite"
+            ),
         ),
         migrations.AddField(
-            model_name='procedure',
-            name='site',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='care.site', verbose_name='target structure'),
+            model_name="procedure",
+            name="site",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="care.site",
+                verbose_name="target structure",
+            ),
         ),
         migrations.AddField(
-            model_name='conditiontype',
-            name='sites',
-            field=models.ManyToManyField(blank=True, related_name='condition_types', to='care.site'),
+            model_name="conditiontype",
+            name="sites",
+            field=models.ManyToManyField(blank=True, related_name="condition_types", to="care.site"),
         ),
         migrations.AddField(
-            model_name='condition',
-            name='site',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='care.site', verbose_name='site detail'),
+            model_name="condition",
+            name="site",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="care.site",
+                verbose_name="site detail",
+            ),
         ),
         migrations.AddField(
-            model_name='treatmenthistory',
-            name='condition',
-            field=models.ForeignKey(blank=True, help_text='What it was for.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='history', to='care.condition'),
+            model_name="treatmenthistory",
+            name="condition",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="What it was for.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="history",
+                to="care.condition",
+            ),
         ),
         migrations.AddField(
-            model_name='treatmenthistory',
-            name='patient',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='history', to='patients.patient'),
+            model_name="treatmenthistory",
+            name="patient",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="history", to="patients.patient"
+            ),
         ),
         migrations.AddField(
-            model_name='treatmenthistory',
-            name='treatment',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='care.treatmentkind'),
+            model_name="treatmenthistory",
+            name="treatment",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to="care.treatmentkind"
+            ),
         ),
         migrations.AddIndex(
-            model_name='procedure',
-            index=models.Index(fields=['performed_on'], name='care_proced_perform_ba6e2f_idx'),
+            model_name="procedure",
+            index=models.Index(fields=["performed_on"], name="care_proced_perform_ba6e2f_idx"),
         ),
         migrations.AddIndex(
-            model_name='condition',
-            index=models.Index(fields=['icd10_code'], name='care_condit_icd10_c_8b6498_idx'),
+            model_name="condition",
+            index=models.Index(fields=["icd10_code"], name="care_condit_icd10_c_8b6498_idx"),
         ),
     ]

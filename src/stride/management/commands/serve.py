@@ -8,7 +8,10 @@ from django.db.migrations.executor import MigrationExecutor
 
 
 class Command(BaseCommand):
-    help = "Run Stride's web application with a production WSGI server (waitress).\n\nExample: stride serve --port 8000"
+    help = (
+        "Run Stride's web application with a production WSGI server (waitress).\n\n"
+        "Example: stride serve --port 8000"
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1).")

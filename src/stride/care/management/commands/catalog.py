@@ -17,7 +17,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("action", choices=["check", "sync", "show"], help="check the files, sync the tables, or show them.")
+        parser.add_argument(
+            "action",
+            choices=["check", "sync", "show"],
+            help="check the files, sync the tables, or show them.",
+        )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         try:
@@ -31,7 +35,8 @@ class Command(BaseCommand):
             with acting_as(cli_actor()):
                 counts = sync_catalog(catalog)
             self.stdout.write(
-                f"Catalog synced: {counts['added']} added, {counts['updated']} updated, {counts['retired']} retired."
+                f"Catalog synced: {counts['added']} added, {counts['updated']} updated, "
+                f"{counts['retired']} retired."
             )
         else:
             for condition in catalog.conditions.values():

@@ -21,7 +21,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
-            "--synthetic", type=int, default=SYNTH_PATIENTS, help=f"Synthetic patients to add (default {SYNTH_PATIENTS})."
+            "--synthetic",
+            type=int,
+            default=SYNTH_PATIENTS,
+            help=f"Synthetic patients to add (default {SYNTH_PATIENTS}).",
         )
         parser.add_argument("--no-progress", action="store_true", help="Do not show a progress bar.")
 
@@ -29,7 +32,13 @@ class Command(BaseCommand):
         password = os.environ.get("STRIDE_DEMO_PASSWORD", DEMO_PASSWORD_DEFAULT)
         with (
             acting_as(cli_actor()),
-            tqdm(total=synthetic, desc="Synthetic patients", unit="patient", disable=no_progress, file=sys.stderr) as bar,
+            tqdm(
+                total=synthetic,
+                desc="Synthetic patients",
+                unit="patient",
+                disable=no_progress,
+                file=sys.stderr,
+            ) as bar,
         ):
             counts = load_demo(password, synth_patients=synthetic, synth_seed=SYNTH_SEED, progress=bar.update)
         added = ", ".join(f"{n} {what}" for what, n in counts.items() if n) or "nothing (already loaded)"
