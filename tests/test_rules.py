@@ -120,9 +120,5 @@ def test_a_drug_of_another_kind_is_refused() -> None:
 
 
 def test_small_counts_are_suppressed_but_zero_is_not() -> None:
-    assert suppress_small([("a", 12), ("b", 3), ("c", 0), ("d", 5)], 5) == [
-        ("a", 12),
-        ("b", None),
-        ("c", 0),
-        ("d", 5),
-    ]
+    rows = [("a", 12), ("e", 4), ("b", 3), ("c", 0), ("d", 5)]
+    assert suppress_small(rows, 5) == [("a", 12), ("d", 5), ("c", 0), ("b", None), ("e", None)]

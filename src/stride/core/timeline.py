@@ -16,7 +16,8 @@ class TimelineItem:
     date: dt.date
     kind: str
     item: Any
-    approximate: bool = False
+    #: How exactly the date is known: "day", "month" or "year".
+    precision: str = "day"
 
 
 def build_timeline(
@@ -37,10 +38,10 @@ def build_timeline(
         if condition.onset_date:
             items.append(TimelineItem(condition.onset_date, "condition", condition))
         else:
-            items.append(TimelineItem(condition.created_at.date(), "condition", condition, approximate=True))
+            items.append(TimelineItem(condition.created_at.date(), "condition", condition, precision="month"))
     for entry in history:
         items.append(
-            TimelineItem(entry.started_on, "history", entry, approximate=entry.date_precision != "day")
+            TimelineItem(entry.started_on, "history", entry, precision=entry.date_precision)
         )
     for procedure in procedures:
         items.append(TimelineItem(procedure.performed_on, "procedure", procedure))
