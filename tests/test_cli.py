@@ -46,7 +46,10 @@ def test_every_stride_command_has_help_with_an_example(tmp_path: Path) -> None:
 
 def test_a_bad_setting_stops_the_command_with_a_clear_message(tmp_path: Path) -> None:
     env_home = tmp_path
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"STRIDE_HOME": str(env_home), "STRIDE_DEBUG": "maybe"}
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
+        "STRIDE_HOME": str(env_home),
+        "STRIDE_DEBUG": "maybe",
+    }
     result = subprocess.run([STRIDE, "check"], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode != 0
     assert "STRIDE_DEBUG='maybe' is not a boolean" in result.stderr

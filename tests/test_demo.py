@@ -40,11 +40,17 @@ def test_the_demo_has_the_three_story_patients_as_complete_records() -> None:
     kinds = list(neuroma.procedures.order_by("performed_on").values_list("procedure_type__code", flat=True))
     assert kinds == ["digital-nerve-steroid", "perineural-platelet-lysate"]
     assert neuroma.history.filter(treatment__code="neurectomy", laterality="right").exists()
-    assert neuroma.procedures.get(procedure_type__code="digital-nerve-steroid").adverse_events.get().kind.code == "muscle-wasting"
+    assert (
+        neuroma.procedures.get(procedure_type__code="digital-nerve-steroid").adverse_events.get().kind.code
+        == "muscle-wasting"
+    )
 
     runner = Patient.objects.get(record_number="LFA-1002")
     assert runner.age() == 40 and runner.activity_level == "competitive"
-    assert set(runner.procedures.values_list("procedure_type__code", flat=True)) == {"bmc-injection", "prolotherapy"}
+    assert set(runner.procedures.values_list("procedure_type__code", flat=True)) == {
+        "bmc-injection",
+        "prolotherapy",
+    }
     assert len(set(runner.procedures.values_list("performed_on", flat=True))) == 1  # the same day
     bmc = runner.procedures.get(procedure_type__code="bmc-injection").injectates.get(kind="bmc")
     assert bmc.total_nucleated_cells_millions == 84.0

@@ -349,3 +349,75 @@ def test_a_condition_with_procedures_cannot_be_deleted(alice, cast) -> None:
     response = alice.post(reverse("condition-delete", kwargs={"pk": cast.pat_condition.pk}), follow=True)
     assert "has procedures recorded against it" in response.content.decode()
     assert Condition.objects.filter(pk=cast.pat_condition.pk).exists()
+
+
+def test_a_procedure_before_the_onset_of_its_condition_is_refused(alice, cast) -> None:
+    before = _counts()
+    url = reverse("procedure-create", kwargs={"pk": cast.pat.pk})
+    _, errors, _ = _post(alice, url, _procedure_data(cast, performed_on="2024-02-01"))
+    assert "before the onset of this condition (01 Mar 2024)" in errors["performed_on"][0]
+    assert _counts() == before
+
+
+def test_an_adverse_event_cannot_resolve_in_the_future(alice, cast) -> None:
+    from stride.care.models import AdverseEventKind
+
+    data = _procedure_data(
+        cast,
+        **{
+            "events-TOTAL_FORMS": "1",
+            "events-0-kind": str(AdverseEventKind.objects.get(code="injection-flare").pk),
+            "events-0-onset_date": "2025-06-02",
+            "events-0-resolved_on": "2999-01-01",
+            "events-0-severity": "mild",
+            "events-0-relatedness": "related",
+        },
+    )
+    _, errors, _ = _post(alice, reverse("procedure-create", kwargs={"pk": cast.pat.pk}), data)
+    assert errors["events.resolved_on"] == ["The resolution date is in the future."]
+
+
+def test_record_numbers_are_kept_in_capitals(alice, cast) -> None:
+    data = _patient_data(clinic=str(cast.clinic_a.pk), record_number=" a-778 ")
+    status, errors, _ = _post(alice, reverse("patient-create"), data)
+    assert status == 302, errors
+    assert Patient.objects.filter(record_number="A-778").exists()
+
+
+def test_editing_a_conditions_side_recodes_it_but_a_status_change_does_not(alice, cast) -> None:
+    condition = cast.pat_condition
+    condition.icd10_code = "G57.62-OLD"  # as if coded by an earlier catalog
+    Condition.objects.filter(pk=condition.pk).update(icd10_code="G57.62-OLD")
+    condition = Condition.objects.get(pk=condition.pk)
+    condition.status = "resolved"
+    condition.resolved_on = dt.date(2025, 1, 1)
+    condition.save()
+    assert Condition.objects.get(pk=condition.pk).icd10_code == "G57.62-OLD"
+    condition.laterality = "bilateral"
+    condition.save()
+    assert Condition.objects.get(pk=condition.pk).icd10_code == "G57.63"
+
+
+def test_the_steroid_limit_counts_one_site_not_one_condition(cast) -> None:
+    from stride.care.models import Drug
+    from tests.conftest import make_condition
+
+    wasting = make_condition(cast.pat, code="foot-muscle-wasting", site="interossei-3")
+    steroid = ProcedureType.objects.get(code="digital-nerve-steroid")
+    site = Site.objects.get(code="im-space-3")
+    drug = Drug.objects.get(code="triamcinolone-acetonide")
+    last = None
+    for month, condition in ((1, cast.pat_condition), (2, wasting), (3, cast.pat_condition), (4, wasting)):
+        last = Procedure.objects.create(
+            patient=cast.pat,
+            condition=condition,
+            performed_on=dt.date(2025, month, 10),
+            procedure_type=steroid,
+            site=site,
+            laterality="left",
+            image_guidance="ultrasound",
+        )
+        Injectate.objects.create(procedure=last, kind="steroid", drug=drug, dose_mg=40)
+    assert (
+        last.steroid_limit_exceeded
+    )  # four at the 3rd intermetatarsal space, whatever condition they were for

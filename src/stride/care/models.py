@@ -14,6 +14,7 @@ or MedicationAdministration); AdverseEvent ~ AdverseEvent.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -173,9 +174,22 @@ class Condition(models.Model):
         return f"{self.condition_type.name} ({side}{where})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self.icd10_code:
+        # The codes follow the choices they derive from; an unrelated edit (e.g. the status)
+        # keeps the codes given at the time, even if the catalog changed since.
+        if not self.icd10_code or getattr(self, "_coded_from", None) != self._coding_inputs():
             self.assign_codes()
         super().save(*args, **kwargs)
+        self._coded_from = self._coding_inputs()
+
+    @classmethod
+    def from_db(cls, db: Any, field_names: Any, values: Any) -> Condition:
+        instance = super().from_db(db, field_names, values)
+        instance._coded_from = instance._coding_inputs()
+        return instance
+
+    def _coding_inputs(self) -> tuple[object, ...]:
+        qualifiers = tuple(self.qualifiers or ())
+        return (self.condition_type_id, self.laterality, self.site_id, self.episode, qualifiers)
 
     def assign_codes(self) -> None:
         coding = core_catalog.resolve_condition_codes(
@@ -363,9 +377,7 @@ class Procedure(models.Model):
     )
     target_note = models.CharField("target note", max_length=200, blank=True)
     laterality = models.CharField(max_length=10, choices=Laterality.choices)
-    image_guidance = models.CharField(
-        max_length=12, choices=ImageGuidance.choices, default=ImageGuidance.ULTRASOUND
-    )
+    image_guidance = models.CharField(max_length=12, choices=ImageGuidance.choices)
     candidacy = models.CharField(
         "candidacy grade",
         max_length=5,
@@ -407,14 +419,26 @@ class Procedure(models.Model):
             raise Invalid("That condition belongs to another patient.", "condition")
         if self.laterality:
             rules.procedure_side(self.laterality, self.condition.laterality)
+        onset = self.condition.onset_date
+        if onset and self.performed_on and self.performed_on < onset:
+            raise Invalid(
+                f"The procedure date is before the onset of this condition ({onset:%d %b %Y}).",
+                "performed_on",
+            )
 
-    def steroid_dates_at_site(self) -> list:
-        """Dates of steroid injections to the same condition (this one included)."""
-        return list(
-            Procedure.objects.filter(condition_id=self.condition_id, injectates__kind="steroid")
-            .values_list("performed_on", flat=True)
-            .distinct()
-        )
+    def site_key(self) -> tuple[int, str, object]:
+        """What counts as "one site" for the steroid limit: patient, side and target (or condition)."""
+        return (self.patient_id, self.laterality, self.site_id or f"condition {self.condition_id}")
+
+    def steroid_dates_at_site(self) -> list[dt.date]:
+        """Dates of the patient's steroid injections at this procedure's site (this one included)."""
+        same_site = Procedure.objects.filter(patient_id=self.patient_id, laterality=self.laterality)
+        if self.site_id:
+            same_site = same_site.filter(site_id=self.site_id)
+        else:
+            same_site = same_site.filter(site__isnull=True, condition_id=self.condition_id)
+        steroid = same_site.filter(injectates__kind="steroid")
+        return list(steroid.values_list("performed_on", flat=True).distinct())
 
     @property
     def steroid_limit_exceeded(self) -> bool:
@@ -619,6 +643,16 @@ class AdverseEvent(models.Model):
                 procedure.performed_on,
                 "onset_date",
                 "An adverse event cannot begin before its procedure.",
+            ),
+            lambda: (
+                self.resolved_on
+                and rules.event_date(
+                    self.resolved_on,
+                    "resolved_on",
+                    "resolution date",
+                    born=None,
+                    today=procedure.patient.clinic.today(),
+                )
             ),
             lambda: rules.not_before(
                 self.resolved_on, self.onset_date, "resolved_on", "The event cannot resolve before it began."

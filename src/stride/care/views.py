@@ -79,8 +79,6 @@ def condition_create(request: HttpRequest, pk: int) -> HttpResponse:
 def condition_edit(request: HttpRequest, pk: int) -> HttpResponse:
     condition = _record_for(request, Condition, pk, Action.EDIT_CONDITION)
     form = ConditionForm(request.POST or None, instance=condition)
-    if request.method == "POST":
-        form.instance.icd10_code = ""  # re-derived from the new choices on save
     return _save_form(request, condition.patient, form, "Edit condition", "Condition saved.")
 
 
@@ -184,6 +182,7 @@ def _procedure_form(request: HttpRequest, patient: Patient, procedure: Procedure
         "events": events,
         "patient": patient,
         "title": title,
+        "default_guidance": {str(p.pk): p.default_guidance for p in form.fields["procedure_type"].queryset},
         "injectate_fields": {
             kind: ["kind", "notes", *injectate_rules.fields_for(kind)] for kind in injectate_rules.REQUIRED
         },

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Exists, OuterRef, Q, Subquery
+from django.utils import timezone
 
 from stride.clinics.models import Clinic
 from stride.core import anthropometry, rules
@@ -65,7 +66,7 @@ class Patient(models.Model):
     clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
     record_number = models.CharField(
         max_length=40,
-        help_text="The clinic's own record number; unique within the clinic.",
+        help_text="The clinic's own record number; unique within the clinic (kept in capitals).",
         validators=[
             RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9./_-]*$", "Use letters, digits, '.', '/', '_' or '-'.")
         ],
@@ -115,7 +116,8 @@ class Patient(models.Model):
         return rules.age_on(self.date_of_birth, on or self.clinic.today())
 
     def clean(self) -> None:
-        today = self.clinic.today() if self.clinic_id else dt.date.today()
+        self.record_number = (self.record_number or "").strip().upper()
+        today = self.clinic.today() if self.clinic_id else timezone.localdate()
         collect(
             lambda: self.date_of_birth and rules.birth_date(self.date_of_birth, today),
             lambda: rules.within(self.height_cm, *anthropometry.HEIGHT_CM, "height_cm", "height", "cm"),

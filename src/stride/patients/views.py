@@ -86,11 +86,11 @@ def _steroid_flags(procedures: list[Procedure]) -> set[int]:
     """Ids of procedures that bring a site above three steroid injections in six months."""
     from stride.core.rules import steroid_limit_exceeded
 
-    dates: dict[int, list] = {}
+    dates: dict[tuple[int, str, object], list] = {}
     flagged: set[int] = set()
     for procedure in procedures:  # in date order
         if any(i.kind == "steroid" for i in procedure.injectates.all()):
-            seen = dates.setdefault(procedure.condition_id, [])
+            seen = dates.setdefault(procedure.site_key(), [])
             seen.append(procedure.performed_on)
             if steroid_limit_exceeded(seen, procedure.performed_on):
                 flagged.add(procedure.pk)

@@ -26,5 +26,20 @@
     });
   }
 
+  // A procedure type brings its usual image guidance, unless the user already chose one.
+  function initGuidance() {
+    const source = document.getElementById("default-guidance");
+    const type = document.getElementById("id_procedure_type");
+    const guidance = document.getElementById("id_image_guidance");
+    if (!source || !type || !guidance) return;
+    const defaults = JSON.parse(source.textContent);
+    let touched = guidance.value !== "";
+    guidance.addEventListener("change", function () { touched = true; });
+    type.addEventListener("change", function () {
+      if (!touched && defaults[type.value]) guidance.value = defaults[type.value];
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", init);
+  document.addEventListener("DOMContentLoaded", initGuidance);
 })();
