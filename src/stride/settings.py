@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "stride.clinics",
     "stride.patients",
     "stride.care",
+    "stride.outcomes",
     "stride.audit",
     "stride.demo",
 ]
