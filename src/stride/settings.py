@@ -42,6 +42,8 @@ SECRET_KEY = envsecret("STRIDE_SECRET_KEY") or persistent_secret(STRIDE_HOME / "
 ALLOWED_HOSTS = envlist("STRIDE_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = envlist("STRIDE_CSRF_TRUSTED_ORIGINS", [])
 SITE_NAME = envstr("STRIDE_SITE_NAME", "Stride")
+# The address patients reach Stride at: the links in invitations start with it.
+STRIDE_BASE_URL = envstr("STRIDE_BASE_URL", "http://127.0.0.1:8000")
 
 # Behind a reverse proxy, the client address comes from X-Forwarded-For.
 # Only trust it when told to: otherwise any client could forge its address in the audit log.

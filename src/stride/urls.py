@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from stride import views
+from stride.outcomes.urls import patient_urlpatterns
 
 admin.site.site_header = "Stride administration"
 admin.site.site_title = "Stride admin"
@@ -14,5 +15,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("stride.patients.urls")),
     path("", include("stride.care.urls")),
+    path("", include("stride.outcomes.urls")),
+    *patient_urlpatterns,
     path("admin/", admin.site.urls),
 ]

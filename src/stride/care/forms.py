@@ -106,6 +106,7 @@ class ProcedureForm(StrideModelForm):
             "target_note",
             "laterality",
             "image_guidance",
+            "is_index",
             "candidacy",
             "notes",
         ]

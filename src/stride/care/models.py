@@ -378,6 +378,11 @@ class Procedure(models.Model):
     target_note = models.CharField("target note", max_length=200, blank=True)
     laterality = models.CharField(max_length=10, choices=Laterality.choices)
     image_guidance = models.CharField(max_length=12, choices=ImageGuidance.choices)
+    is_index = models.BooleanField(
+        "index treatment",
+        default=False,
+        help_text="The treatment outcomes are measured from: starts this condition's follow-up schedule.",
+    )
     candidacy = models.CharField(
         "candidacy grade",
         max_length=5,
@@ -419,6 +424,19 @@ class Procedure(models.Model):
             raise Invalid("That condition belongs to another patient.", "condition")
         if self.laterality:
             rules.procedure_side(self.laterality, self.condition.laterality)
+        if self.is_index and self.performed_on:
+            later = (
+                Procedure.objects.filter(condition_id=self.condition_id, is_index=True)
+                .exclude(pk=self.pk)
+                .filter(performed_on__gte=self.performed_on)
+                .first()
+            )
+            if later is not None:
+                raise Invalid(
+                    f"This condition already has an index treatment on {later.performed_on:%d %b %Y}; "
+                    "a new index treatment must come after it.",
+                    "is_index",
+                )
         onset = self.condition.onset_date
         if onset and self.performed_on and self.performed_on < onset:
             raise Invalid(

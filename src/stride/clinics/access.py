@@ -38,6 +38,8 @@ class Action(StrEnum):
     EDIT_CONDITION = "record conditions"
     EDIT_HISTORY = "record treatment history"
     RECORD_PROCEDURE = "record procedures"
+    START_FOLLOW_UP = "start follow-up"
+    RECORD_ANSWERS = "enter questionnaire answers and work the follow-up list"
     VIEW_AGGREGATES = "view de-identified aggregates"
     ADMINISTER = "administer the clinic"
 
@@ -54,6 +56,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.EDIT_CONDITION: _CLINICAL,
     Action.EDIT_HISTORY: _STAFF,
     Action.RECORD_PROCEDURE: _CLINICAL,
+    Action.START_FOLLOW_UP: _CLINICAL,
+    Action.RECORD_ANSWERS: _STAFF,
     Action.VIEW_AGGREGATES: frozenset(Role),
     Action.ADMINISTER: frozenset({Role.ADMIN}),
 }

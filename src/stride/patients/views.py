@@ -79,6 +79,9 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_history": access.can(user, Action.EDIT_HISTORY, patient.clinic_id),
         "can_procedure": access.can(user, Action.RECORD_PROCEDURE, patient.clinic_id),
     }
+    from stride.outcomes.views import patient_panel  # the outcomes app builds on this page
+
+    context.update(patient_panel(patient, user, procedures))
     return render(request, "patients/detail.html", context)
 
 

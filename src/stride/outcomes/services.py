@@ -1,0 +1,230 @@
+"""Follow-up operations: start an episode, take answers, open and close follow-ups.
+
+Views, the worker, the demo and commands call these; none of them writes
+follow-up rows by hand. Every function that writes does so in one
+transaction: an answer set is stored with its scores, its follow-up's state
+and the cancellation of pending reminders together, or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from stride.care.models import Condition, Procedure
+from stride.core import instruments as core_instruments
+from stride.core import schedule as core_schedule
+from stride.core import scoring
+from stride.core.errors import Invalid
+from stride.outcomes.models import Contact, Episode, FollowUp, QuestionnaireResponse, Score
+from stride.patients.models import Patient
+
+Answer = int | str | None
+
+
+def _at_baseline(code: str) -> bool:
+    return core_instruments.library()[code].baseline
+
+
+@transaction.atomic
+def start_episode(
+    condition: Condition,
+    index_date: dt.date,
+    *,
+    procedure: Procedure | None = None,
+    user: Any = None,
+    today: dt.date | None = None,
+) -> Episode:
+    """Start follow-up of ``condition`` from ``index_date``; an active earlier episode ends that day."""
+    patient = condition.patient
+    today = today or patient.clinic.today()
+    if index_date < patient.date_of_birth:
+        raise Invalid("The index date is before the patient's date of birth.", "index_date")
+    if index_date > today + dt.timedelta(days=365):
+        raise Invalid("The index date is more than a year ahead.", "index_date")
+    for earlier in condition.episodes.filter(ended_on__isnull=True):
+        if earlier.index_date > index_date:
+            raise Invalid(
+                f"This condition already has follow-up from a later index date ({earlier.index_date:%d %b %Y}).",
+                "index_date",
+            )
+        if earlier.index_date == index_date:
+            raise Invalid("Follow-up from this index date has already started.", "index_date")
+        end_episode(earlier, index_date, Episode.EndReason.NEW_INDEX)
+    plan = core_schedule.schedule()
+    episode = Episode.objects.create(
+        condition=condition,
+        index_date=index_date,
+        index_procedure=procedure,
+        schedule_version=plan.version,
+        started_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    code = condition.condition_type.code
+    follow_ups = []
+    for window in plan.windows(index_date):
+        follow_ups.append(
+            FollowUp(
+                episode=episode,
+                patient=patient,
+                timepoint=window.timepoint,
+                opens_on=window.opens,
+                due_on=window.due,
+                closes_on=window.closes,
+                accepts_until=window.accepts_until,
+                instruments=list(plan.instruments_for(code, window.timepoint, _at_baseline)),
+                status=window.state(today, completed=False),
+            )
+        )
+    FollowUp.objects.bulk_create(follow_ups)
+    return episode
+
+
+def end_episode(episode: Episode, on: dt.date, reason: str) -> None:
+    """Censor an episode from ``on``: its follow-ups not yet done are cancelled, and their contacts."""
+    episode.ended_on = on
+    episode.end_reason = reason
+    episode.save(update_fields=["ended_on", "end_reason"])
+    open_follow_ups = episode.follow_ups.filter(
+        status__in=[FollowUp.Status.PENDING, FollowUp.Status.DUE], due_on__gte=on
+    )
+    cancel_contacts(Contact.objects.filter(follow_up__in=open_follow_ups), Contact.Outcome.EPISODE_ENDED)
+    open_follow_ups.update(status=FollowUp.Status.CANCELLED)
+
+
+def cancel_contacts(contacts: Any, outcome: str) -> int:
+    return contacts.filter(state__in=[Contact.State.SCHEDULED, Contact.State.OPEN]).update(
+        state=Contact.State.CANCELLED, outcome=outcome, finished_at=timezone.now()
+    )
+
+
+# --------------------------------------------------------------------------- answers
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What became of an answer set."""
+
+    response: QuestionnaireResponse
+    #: "saved" (in progress), "completed", or "already-completed" (a repeat: nothing changed)
+    outcome: str
+
+
+def save_answers(
+    *,
+    patient: Patient,
+    follow_up: FollowUp | None,
+    instrument: str,
+    version: str,
+    answers: Sequence[Answer],
+    source: str,
+    submit: bool,
+    user: Any = None,
+    collected_on: dt.date | None = None,
+) -> Saved:
+    """Store an instrument's answers (partial or final) for a patient's follow-up.
+
+    Raises :class:`Invalid` (nothing written) for an instrument not due at the
+    follow-up, another version of the instrument than the current one, or an
+    answer out of range. A second submission of a completed instrument changes
+    nothing and says so. Answers after the window are stored, flagged "late",
+    and do not complete the follow-up; baseline answers after the index day
+    are flagged "baseline-after-index".
+    """
+    definition = core_instruments.instrument(instrument)
+    if version != definition.version:
+        raise Invalid(
+            f"This questionnaire changed (version {definition.version}) since the page was opened "
+            f"(version {version}); please open it again.",
+            "version",
+        )
+    if follow_up is not None:
+        if follow_up.patient_id != patient.pk:
+            raise Invalid("That follow-up belongs to another patient.", "follow_up")
+        if instrument not in follow_up.instruments:
+            raise Invalid(f"{definition.short_name} is not part of this follow-up.", "instrument")
+    scoring.validate_answers(definition, list(answers))
+    collected_on = collected_on or patient.clinic.today()
+    with transaction.atomic():
+        if follow_up is not None:
+            # Serialise concurrent submissions of one follow-up (a no-op lock on SQLite, which
+            # serialises writers anyway); the unique constraint is the last line of defence.
+            follow_up = FollowUp.objects.select_for_update().get(pk=follow_up.pk)
+            response = follow_up.responses.filter(instrument=instrument).first()
+        else:
+            response = None
+        if response is not None and response.status == QuestionnaireResponse.Status.COMPLETED:
+            return Saved(response, "already-completed")
+        if response is None:
+            response = QuestionnaireResponse(
+                patient=patient,
+                follow_up=follow_up,
+                instrument=instrument,
+                instrument_version=definition.version,
+                context=definition.context,
+                source=source,
+            )
+        response.answers = list(answers)
+        response.collected_on = collected_on
+        if getattr(user, "is_authenticated", False):
+            response.entered_by = user
+        if not submit:
+            response.save()
+            return Saved(response, "saved")
+        window_flags = follow_up.window.flags_for(collected_on) if follow_up is not None else ()
+        response.flags = sorted(set(response.flags) | set(window_flags))
+        response.status = QuestionnaireResponse.Status.COMPLETED
+        response.submitted_at = timezone.now()
+        response.save()
+        result = scoring.score(definition, list(answers))
+        Score.objects.bulk_create(
+            Score(
+                response=response,
+                instrument=instrument,
+                scale=scale,
+                value=s.value,
+                valid=s.valid,
+                answered=s.answered,
+                not_applicable=s.na,
+                missing=s.missing,
+                policy=result.policy,
+                flags=list(s.flags),
+            )
+            for scale, s in result.scales.items()
+        )
+        if follow_up is not None and "late" not in window_flags:
+            _complete_if_done(follow_up)
+    return Saved(response, "completed")
+
+
+def _complete_if_done(follow_up: FollowUp) -> None:
+    done = set(
+        follow_up.responses.filter(status=QuestionnaireResponse.Status.COMPLETED).values_list("instrument", flat=True)
+    )
+    if set(follow_up.instruments) <= done and follow_up.status != FollowUp.Status.COMPLETED:
+        follow_up.status = FollowUp.Status.COMPLETED
+        follow_up.completed_at = timezone.now()
+        follow_up.save(update_fields=["status", "completed_at"])
+        # A patient who has answered is never reminded: in the same transaction.
+        cancel_contacts(follow_up.contacts.all(), Contact.Outcome.ANSWERED)
+
+
+def open_follow_ups(patient: Patient, today: dt.date | None = None) -> list[FollowUp]:
+    """The follow-ups a patient can answer today, oldest first."""
+    today = today or patient.clinic.today()
+    return list(
+        FollowUp.objects.filter(
+            patient=patient,
+            status__in=[FollowUp.Status.PENDING, FollowUp.Status.DUE],
+            opens_on__lte=today,
+            accepts_until__gte=today,
+            episode__ended_on__isnull=True,
+        )
+        .select_related("episode__condition__condition_type", "episode__condition__site")
+        .prefetch_related("responses")
+        .order_by("due_on", "pk")
+    )

@@ -1,0 +1,227 @@
+"""Follow-up episodes and answers: started by an index treatment, answered once, never lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from stride.core.errors import Invalid
+from stride.outcomes import services
+from stride.outcomes.models import Contact, Episode, FollowUp, QuestionnaireResponse, Score
+
+FAAM_ADL = [3] * 19 + ["NA", "NA"]  # 57 / 76 = 75.0
+
+
+def today(cast) -> dt.date:
+    return cast.clinic_a.today()
+
+
+def episode_from(cast, days_ago: int) -> Episode:
+    return services.start_episode(cast.pat_condition, today(cast) - dt.timedelta(days=days_ago))
+
+
+def test_recording_an_index_treatment_starts_the_schedule(client, cast) -> None:
+    from tests.test_validation import _procedure_data
+
+    client.force_login(cast.alice)
+    data = _procedure_data(cast, performed_on=str(today(cast) - dt.timedelta(days=33)), is_index="on")
+    assert client.post(reverse("procedure-create", kwargs={"pk": cast.pat.pk}), data).status_code == 302
+    episode = Episode.objects.get(condition=cast.pat_condition)
+    assert episode.index_procedure.is_index
+    statuses = dict(episode.follow_ups.values_list("timepoint", "status"))
+    assert statuses == {
+        "baseline": "missed",  # 33 days after the index: past its 21 days of grace
+        "1m": "due",
+        "3m": "pending",
+        "6m": "pending",
+        "12m": "pending",
+        "24m": "pending",
+        "36m": "pending",
+    }
+    assert episode.follow_ups.get(timepoint="baseline").instruments == ["nprs", "sane", "faam-adl"]
+    assert episode.follow_ups.get(timepoint="1m").instruments == ["nprs", "percent-improvement", "sane", "faam-adl"]
+
+
+def test_a_clinician_can_start_follow_up_from_a_date(client, cast) -> None:
+    client.force_login(cast.alice)
+    url = reverse("follow-up-start", kwargs={"pk": cast.pat_condition.pk})
+    response = client.post(url, {"index_date": str(today(cast))})
+    assert response.status_code == 302
+    assert Episode.objects.get(condition=cast.pat_condition).index_date == today(cast)
+    again = client.post(url, {"index_date": str(today(cast))})
+    assert "already started" in again.content.decode()
+    assert Episode.objects.count() == 1
+
+
+def test_a_new_index_treatment_ends_the_earlier_episode_and_cancels_what_was_open(cast) -> None:
+    first = episode_from(cast, 100)
+    second = services.start_episode(cast.pat_condition, today(cast) - dt.timedelta(days=10))
+    first.refresh_from_db()
+    assert (first.ended_on, first.end_reason) == (second.index_date, "new-index")
+    assert first.follow_ups.get(timepoint="6m").status == "cancelled"
+    assert first.follow_ups.get(timepoint="baseline").status == "missed"  # the past stays as it was
+    with pytest.raises(Invalid, match="later index date"):
+        services.start_episode(cast.pat_condition, today(cast) - dt.timedelta(days=50))
+
+
+def test_an_index_date_before_birth_is_refused(cast) -> None:
+    with pytest.raises(Invalid, match="before the patient's date of birth"):
+        services.start_episode(cast.pat_condition, dt.date(1960, 1, 1))
+    assert not Episode.objects.exists()
+
+
+def _save(cast, follow_up, instrument="faam-adl", answers=FAAM_ADL, submit=True, version="1", **extra):
+    return services.save_answers(
+        patient=cast.pat,
+        follow_up=follow_up,
+        instrument=instrument,
+        version=version,
+        answers=answers,
+        source="patient",
+        submit=submit,
+        **extra,
+    )
+
+
+def test_answers_are_scored_exactly_and_stored_with_their_policy(cast) -> None:
+    follow_up = episode_from(cast, 30).follow_ups.get(timepoint="1m")
+    saved = _save(cast, follow_up)
+    assert saved.outcome == "completed"
+    score = saved.response.scores.get()
+    assert (score.scale, score.value, score.valid, score.answered, score.not_applicable, score.missing) == (
+        "total",
+        75.0,
+        True,
+        19,
+        2,
+        0,
+    )
+    assert score.policy == "na-counts-as-completed"
+
+
+def test_partial_answers_are_kept_and_completed_later(cast) -> None:
+    follow_up = episode_from(cast, 30).follow_ups.get(timepoint="1m")
+    partial = [3, 2, None] + [None] * 18
+    assert _save(cast, follow_up, answers=partial, submit=False).outcome == "saved"
+    response = QuestionnaireResponse.objects.get()
+    assert (response.status, response.answers[:3]) == ("in-progress", [3, 2, None])
+    assert not Score.objects.exists()
+    assert _save(cast, follow_up).outcome == "completed"
+    assert QuestionnaireResponse.objects.count() == 1
+
+
+def test_the_follow_up_completes_when_every_instrument_is_answered_and_reminders_stop(cast) -> None:
+    follow_up = episode_from(cast, 30).follow_ups.get(timepoint="1m")
+    reminder = Contact.objects.create(
+        follow_up=follow_up, kind="reminder", channel="email", due_at=timezone.now(), state="scheduled"
+    )
+    _save(cast, follow_up, "nprs", [3])
+    _save(cast, follow_up, "percent-improvement", [40])
+    _save(cast, follow_up, "sane", [70])
+    reminder.refresh_from_db()
+    assert reminder.state == "scheduled"  # not all answered yet
+    _save(cast, follow_up)
+    follow_up.refresh_from_db()
+    reminder.refresh_from_db()
+    assert follow_up.status == "completed"
+    assert (reminder.state, reminder.outcome) == ("cancelled", "answered")
+
+
+def test_a_second_submission_changes_nothing(cast) -> None:
+    follow_up = episode_from(cast, 30).follow_ups.get(timepoint="1m")
+    _save(cast, follow_up, "nprs", [3])
+    again = _save(cast, follow_up, "nprs", [9])
+    assert again.outcome == "already-completed"
+    assert QuestionnaireResponse.objects.get().answers == [3]
+    assert Score.objects.get().value == 3
+
+
+@pytest.mark.parametrize(
+    ("instrument", "answers", "version", "message"),
+    [
+        ("nprs", [11], "1", "11 is not one of its answers"),
+        ("nprs", [3, 4], "1", "expects 1 answer"),
+        ("faam-adl", [5] * 21, "1", "not one of its answers"),
+        ("nprs", [3], "0", r"changed \(version 1\) since the page was opened"),
+        ("cait", [3] * 9, "1", "not part of this follow-up"),
+        ("nprs", ["NA"], "1", "NA"),
+    ],
+)
+def test_bad_answers_are_refused_and_nothing_is_written(cast, instrument, answers, version, message) -> None:
+    follow_up = episode_from(cast, 30).follow_ups.get(timepoint="1m")
+    with pytest.raises(Invalid, match=message):
+        _save(cast, follow_up, instrument, answers, version=version)
+    assert not QuestionnaireResponse.objects.exists()
+
+
+def test_answers_after_the_window_are_kept_flagged_late_and_do_not_complete_it(cast) -> None:
+    follow_up = episode_from(cast, 60).follow_ups.get(timepoint="1m")  # closed a few weeks ago
+    saved = _save(cast, follow_up, "nprs", [2], collected_on=today(cast))
+    assert saved.response.flags == ["late"]
+    follow_up.refresh_from_db()
+    assert follow_up.status == "missed"
+
+
+def test_a_baseline_answered_after_the_index_is_flagged(cast) -> None:
+    follow_up = episode_from(cast, 5).follow_ups.get(timepoint="baseline")
+    saved = _save(cast, follow_up, "nprs", [6])
+    assert saved.response.flags == ["baseline-after-index"]
+
+
+def test_a_coordinator_enters_a_paper_form_with_the_same_scoring(client, cast) -> None:
+    follow_up = episode_from(cast, 30).follow_ups.get(timepoint="1m")
+    client.force_login(cast.carol)
+    url = reverse("paper-entry", kwargs={"pk": follow_up.pk, "instrument": "faam-adl"})
+    data = {"collected_on": str(today(cast))} | {f"item_{i}": str(a) for i, a in enumerate(FAAM_ADL)}
+    assert client.post(url, data).status_code == 302
+    response = QuestionnaireResponse.objects.get()
+    assert (response.source, response.entered_by, response.scores.get().value) == ("paper", cast.carol, 75.0)
+    # Entered twice: nothing changes, and the coordinator is told.
+    page = client.post(url, data | {"item_0": "0"}, follow=True).content.decode()
+    assert "already answered" in page
+    assert QuestionnaireResponse.objects.get().answers[0] == 3
+
+
+def test_a_paper_form_with_an_impossible_answer_is_refused(client, cast) -> None:
+    follow_up = episode_from(cast, 30).follow_ups.get(timepoint="1m")
+    client.force_login(cast.carol)
+    url = reverse("paper-entry", kwargs={"pk": follow_up.pk, "instrument": "nprs"})
+    response = client.post(url, {"collected_on": str(today(cast)), "item_0": "12"})
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not QuestionnaireResponse.objects.exists()
+
+
+def test_the_patient_page_shows_scores_as_a_chart_with_the_mcid_band(client, cast) -> None:
+    episode = episode_from(cast, 35)
+    _save(cast, episode.follow_ups.get(timepoint="baseline"), "nprs", [7], collected_on=episode.index_date)
+    _save(cast, episode.follow_ups.get(timepoint="1m"), "nprs", [3])
+    client.force_login(cast.alice)
+    page = client.get(reverse("patient-detail", kwargs={"pk": cast.pat.pk})).content.decode()
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in page
+    assert 'class="mcid"' in page  # baseline 7 ± 2
+    assert "a change beyond the MCID (better)" in page
+    assert 'class="marker' in page  # the procedure on the time axis
+
+
+def test_the_worklist_shows_due_overdue_and_missed_follow_ups_of_the_users_clinics(client, cast) -> None:
+    episode_from(cast, 33)  # 1m due (overdue), baseline missed
+    client.force_login(cast.carol)
+    page = client.get(reverse("worklist")).content.decode()
+    assert "Overdue (1)" in page and "Missed in the last 30 days (1)" in page
+    client.force_login(cast.olga)
+    assert "Pat Lee" not in client.get(reverse("worklist")).content.decode()
+
+
+def test_resend_queues_one_more_invitation(client, cast) -> None:
+    follow_up = episode_from(cast, 30).follow_ups.get(timepoint="1m")
+    cast.pat.email = "pat@example.org"
+    cast.pat.save()
+    client.force_login(cast.carol)
+    client.post(reverse("follow-up-resend", kwargs={"pk": follow_up.pk}))
+    client.post(reverse("follow-up-resend", kwargs={"pk": follow_up.pk}))
+    assert Contact.objects.filter(follow_up=follow_up, kind="resend", state="scheduled").count() == 2
+    assert FollowUp.objects.get(pk=follow_up.pk).status == "due"
