@@ -34,8 +34,43 @@ PAGES: dict[str, tuple[Callable[[object], int | None], Action]] = {
     "procedure-edit": (lambda c: c.pat_procedure.pk, Action.RECORD_PROCEDURE),
     "procedure-delete": (lambda c: c.pat_procedure.pk, Action.RECORD_PROCEDURE),
     "overview": (lambda c: None, Action.VIEW_AGGREGATES),
+    "follow-up-start": (lambda c: c.pat_condition.pk, Action.START_FOLLOW_UP),
+    "link-create": (lambda c: c.pat.pk, Action.RECORD_ANSWERS),
+    "links-revoke": (lambda c: c.pat.pk, Action.RECORD_ANSWERS),
+    "paper-entry": (lambda c: _follow_up(c).pk, Action.RECORD_ANSWERS),
+    "follow-up-resend": (lambda c: _follow_up(c).pk, Action.RECORD_ANSWERS),
+    "worklist": (lambda c: None, Action.RECORD_ANSWERS),
+    "task-outcome": (lambda c: _letter_task(c).pk, Action.RECORD_ANSWERS),
+    "letter": (lambda c: _letter_task(c).pk, Action.RECORD_ANSWERS),
 }
-LISTS = {"patient-list", "patient-create", "overview"}  # pages that name no patient
+LISTS = {"patient-list", "patient-create", "overview", "worklist"}  # pages that name no patient
+POST_ONLY = {"link-create", "links-revoke", "follow-up-resend", "task-outcome"}
+EXTRA = {"paper-entry": {"instrument": "nprs"}}
+
+
+def _follow_up(cast: object) -> object:
+    import datetime as dt
+
+    from stride.outcomes.models import FollowUp
+    from stride.outcomes.services import start_episode
+
+    existing = FollowUp.objects.filter(patient=cast.pat, timepoint="1m").first()
+    if existing is not None:
+        return existing
+    episode = start_episode(cast.pat_condition, cast.clinic_a.today() - dt.timedelta(days=30))
+    return episode.follow_ups.get(timepoint="1m")
+
+
+def _letter_task(cast: object) -> object:
+    from django.utils import timezone
+
+    from stride.outcomes.models import Contact
+
+    follow_up = _follow_up(cast)
+    contact, _ = Contact.objects.get_or_create(
+        follow_up=follow_up, kind="letter", defaults={"channel": "letter", "due_at": timezone.now(), "state": "open"}
+    )
+    return contact
 
 
 def _history(cast: object) -> object:
@@ -53,14 +88,18 @@ def _history(cast: object) -> object:
 
 def _url(name: str, cast: object) -> str:
     pk = PAGES[name][0](cast)
-    return reverse(name, kwargs={"pk": pk}) if pk is not None else reverse(name)
+    return reverse(name, kwargs={"pk": pk, **EXTRA.get(name, {})}) if pk is not None else reverse(name)
+
+
+def _request(client, name: str, url: str, data: dict[str, str] | None = None):
+    return client.post(url, data or {}) if name in POST_ONLY else client.get(url)
 
 
 def test_every_patient_data_url_is_in_the_access_table() -> None:
     names = set()
     for pattern in get_resolver().url_patterns:
         module = getattr(pattern, "urlconf_name", None)
-        if getattr(module, "__name__", "") in {"stride.patients.urls", "stride.care.urls"}:
+        if getattr(module, "__name__", "") in {"stride.patients.urls", "stride.care.urls", "stride.outcomes.urls"}:
             names |= {p.name for p in module.urlpatterns}
     assert names, "the patient and care URL modules were not found"
     assert names - set(PAGES) == set(), "add these pages to PAGES with the action they need"
@@ -68,7 +107,7 @@ def test_every_patient_data_url_is_in_the_access_table() -> None:
 
 @pytest.mark.parametrize("name", sorted(PAGES))
 def test_anonymous_visitors_are_sent_to_the_login_page(client, cast, name) -> None:
-    response = client.get(_url(name, cast))
+    response = _request(client, name, _url(name, cast))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
 
@@ -78,11 +117,12 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client, cast, name) -> No
 def test_each_role_reaches_exactly_the_pages_its_role_allows(client, cast, who, name) -> None:
     user = getattr(cast, who)
     role = user.memberships.get().role
+    url = _url(name, cast)
     client.force_login(user)
-    response = client.get(_url(name, cast))
+    response = _request(client, name, url)
     allowed = Role(role) in PERMISSIONS[PAGES[name][1]]
     if allowed:
-        assert response.status_code == 200, f"{who} ({role}) should open {name}"
+        assert response.status_code == (302 if name in POST_ONLY else 200), f"{who} ({role}) should open {name}"
     elif name in LISTS or role != Role.RESEARCHER:
         assert response.status_code == 403, f"{who} ({role}) must not open {name}"
     else:
@@ -92,8 +132,9 @@ def test_each_role_reaches_exactly_the_pages_its_role_allows(client, cast, who, 
 
 @pytest.mark.parametrize("name", sorted(set(PAGES) - LISTS))
 def test_a_clinician_of_another_clinic_cannot_open_a_record_by_its_id(client, cast, name) -> None:
+    url = _url(name, cast)
     client.force_login(cast.olga)
-    assert client.get(_url(name, cast)).status_code == 404
+    assert _request(client, name, url).status_code == 404
 
 
 @pytest.mark.parametrize("name", sorted(set(PAGES) - LISTS))

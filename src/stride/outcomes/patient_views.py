@@ -10,6 +10,7 @@ nothing — not even whether the link ever existed.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -69,10 +70,20 @@ def home(request: HttpRequest, token: str) -> HttpResponse:
         )
     following = _next_page(link, token)
     started = any(done for entry in items for _, _, done in entry["instruments"])
+    just_done = following is None and FollowUp.objects.filter(
+        patient=link.patient, status=FollowUp.Status.COMPLETED, completed_at__gte=timezone.now() - dt.timedelta(days=1)
+    ).exists()
     return render(
         request,
         "outcomes/patient/home.html",
-        {"token": token, "patient": link.patient, "items": items, "next": following, "started": started},
+        {
+            "token": token,
+            "patient": link.patient,
+            "items": items,
+            "next": following,
+            "started": started,
+            "just_done": just_done,
+        },
     )
 
 

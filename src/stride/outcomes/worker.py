@@ -125,7 +125,7 @@ class Worker:
         now = self.now()
         new: list[Contact] = []
         for follow_up in due.iterator(chunk_size=500):
-            kind = _next_contact(plan, follow_up, today)
+            kind = _next_contact(plan, follow_up, today, ZoneInfo(clinic.time_zone))
             if kind is not None:
                 email = kind in EMAIL_KINDS
                 new.append(
@@ -195,7 +195,7 @@ class Worker:
         return str(outcome.value if hasattr(outcome, "value") else outcome)
 
 
-def _next_contact(plan: core_schedule.Schedule, follow_up: FollowUp, today: dt.date) -> str | None:
+def _next_contact(plan: core_schedule.Schedule, follow_up: FollowUp, today: dt.date, zone: ZoneInfo) -> str | None:
     """The next contact a due follow-up gets today, if any: one step of the ladder at a time.
 
     Each step waits for its day in the window *and* for the gap after the step
@@ -210,7 +210,7 @@ def _next_contact(plan: core_schedule.Schedule, follow_up: FollowUp, today: dt.d
         if kind not in days:
             return None  # falls after the window closes: the ladder ends here
         if kind in made:
-            previous = (kind, made[kind].created_at.date())
+            previous = (kind, made[kind].due_at.astimezone(zone).date())
             continue
         if days[kind] > today:
             return None
