@@ -1,5 +1,6 @@
 # Stride — the two commands:
 #   make demo   set everything up, load the demo and start the server on http://127.0.0.1:8000
+#               (with the follow-up worker; demo email goes to var/mail)
 #   make test   set everything up and run the whole test suite (SQLite, and PostgreSQL when
 #               STRIDE_TEST_POSTGRES_URL is set)
 
@@ -27,7 +28,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/stride migrate --no-input -v 0
 	$(BIN)/stride demo
-	$(BIN)/stride serve --host $(HOST) --port $(PORT)
+	$(BIN)/stride serve --host $(HOST) --port $(PORT) --with-worker
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench

@@ -68,7 +68,9 @@ def _letter_task(cast: object) -> object:
 
     follow_up = _follow_up(cast)
     contact, _ = Contact.objects.get_or_create(
-        follow_up=follow_up, kind="letter", defaults={"channel": "letter", "due_at": timezone.now(), "state": "open"}
+        follow_up=follow_up,
+        kind="letter",
+        defaults={"channel": "letter", "due_at": timezone.now(), "state": "open"},
     )
     return contact
 
@@ -99,7 +101,11 @@ def test_every_patient_data_url_is_in_the_access_table() -> None:
     names = set()
     for pattern in get_resolver().url_patterns:
         module = getattr(pattern, "urlconf_name", None)
-        if getattr(module, "__name__", "") in {"stride.patients.urls", "stride.care.urls", "stride.outcomes.urls"}:
+        if getattr(module, "__name__", "") in {
+            "stride.patients.urls",
+            "stride.care.urls",
+            "stride.outcomes.urls",
+        }:
             names |= {p.name for p in module.urlpatterns}
     assert names, "the patient and care URL modules were not found"
     assert names - set(PAGES) == set(), "add these pages to PAGES with the action they need"
@@ -122,7 +128,9 @@ def test_each_role_reaches_exactly_the_pages_its_role_allows(client, cast, who, 
     response = _request(client, name, url)
     allowed = Role(role) in PERMISSIONS[PAGES[name][1]]
     if allowed:
-        assert response.status_code == (302 if name in POST_ONLY else 200), f"{who} ({role}) should open {name}"
+        assert response.status_code == (302 if name in POST_ONLY else 200), (
+            f"{who} ({role}) should open {name}"
+        )
     elif name in LISTS or role != Role.RESEARCHER:
         assert response.status_code == 403, f"{who} ({role}) must not open {name}"
     else:

@@ -42,7 +42,12 @@ def test_recording_an_index_treatment_starts_the_schedule(client, cast) -> None:
         "36m": "pending",
     }
     assert episode.follow_ups.get(timepoint="baseline").instruments == ["nprs", "sane", "faam-adl"]
-    assert episode.follow_ups.get(timepoint="1m").instruments == ["nprs", "percent-improvement", "sane", "faam-adl"]
+    assert episode.follow_ups.get(timepoint="1m").instruments == [
+        "nprs",
+        "percent-improvement",
+        "sane",
+        "faam-adl",
+    ]
 
 
 def test_a_clinician_can_start_follow_up_from_a_date(client, cast) -> None:

@@ -28,7 +28,9 @@ def page(client, token: str, *parts: object) -> str:
     if not parts:
         return reverse("patient-home", kwargs={"token": token})
     follow_up, instrument = parts
-    return reverse("patient-questionnaire", kwargs={"token": token, "follow_up": follow_up, "instrument": instrument})
+    return reverse(
+        "patient-questionnaire", kwargs={"token": token, "follow_up": follow_up, "instrument": instrument}
+    )
 
 
 def test_the_link_opens_the_questionnaires_due_now(client, cast, open_follow_up, token) -> None:
@@ -41,7 +43,9 @@ def test_the_link_opens_the_questionnaires_due_now(client, cast, open_follow_up,
 
 
 @pytest.mark.parametrize("how", ["tampered", "unknown", "expired", "revoked"])
-def test_a_bad_link_gets_a_friendly_page_that_reveals_nothing(client, cast, open_follow_up, token, how) -> None:
+def test_a_bad_link_gets_a_friendly_page_that_reveals_nothing(
+    client, cast, open_follow_up, token, how
+) -> None:
     if how == "tampered":
         token = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     elif how == "unknown":
@@ -58,7 +62,9 @@ def test_a_bad_link_gets_a_friendly_page_that_reveals_nothing(client, cast, open
 
 
 def test_a_link_never_opens_another_patients_follow_up(client, cast, open_follow_up, token) -> None:
-    quinn_episode = services.start_episode(cast.quinn_condition, cast.clinic_b.today() - dt.timedelta(days=30))
+    quinn_episode = services.start_episode(
+        cast.quinn_condition, cast.clinic_b.today() - dt.timedelta(days=30)
+    )
     quinns = quinn_episode.follow_ups.get(timepoint="1m")
     response = client.get(page(client, token, quinns.pk, "nprs"))
     assert response.status_code == 404

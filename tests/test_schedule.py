@@ -31,7 +31,11 @@ def test_the_schedule_of_domain_v1_from_an_index_date() -> None:
     windows = {w.timepoint: w for w in schedule().windows(dt.date(2026, 3, 10))}
     assert list(windows) == ["baseline", "1m", "3m", "6m", "12m", "24m", "36m"]
     baseline = windows["baseline"]
-    assert (baseline.opens, baseline.due, baseline.closes) == (dt.date(2026, 2, 8), dt.date(2026, 3, 10), dt.date(2026, 3, 10))
+    assert (baseline.opens, baseline.due, baseline.closes) == (
+        dt.date(2026, 2, 8),
+        dt.date(2026, 3, 10),
+        dt.date(2026, 3, 10),
+    )
     assert baseline.accepts_until == dt.date(2026, 3, 31)  # 21 days' grace, flagged
     assert (windows["1m"].opens, windows["1m"].due, windows["1m"].closes) == (
         dt.date(2026, 4, 3),
@@ -46,7 +50,9 @@ def test_the_schedule_of_domain_v1_from_an_index_date() -> None:
 
 
 def test_a_window_is_pending_then_due_then_missed_unless_completed() -> None:
-    window = Window("3m", dt.date(2026, 5, 1), dt.date(2026, 5, 15), dt.date(2026, 5, 29), dt.date(2026, 5, 29))
+    window = Window(
+        "3m", dt.date(2026, 5, 1), dt.date(2026, 5, 15), dt.date(2026, 5, 29), dt.date(2026, 5, 29)
+    )
     assert window.state(dt.date(2026, 4, 30), completed=False) == "pending"
     assert window.state(dt.date(2026, 5, 1), completed=False) == "due"
     assert window.state(dt.date(2026, 5, 29), completed=False) == "due"
@@ -86,7 +92,9 @@ def test_each_condition_has_its_instruments_and_percent_improvement_skips_the_ba
         "faam-sports",
         "cait",
     )
-    at_baseline = plan.instruments_for("morton-neuroma", "baseline", lambda code: code != "percent-improvement")
+    at_baseline = plan.instruments_for(
+        "morton-neuroma", "baseline", lambda code: code != "percent-improvement"
+    )
     assert "percent-improvement" not in at_baseline
     assert plan.instruments_for("unknown-condition", "1m") == plan.instruments["default"]
 

@@ -64,9 +64,20 @@ def test_the_ladder_goes_invitation_reminder_phone_call(due) -> None:
 
 def test_an_answer_stops_every_pending_contact(due, cast) -> None:
     Worker("w").run_once()
-    for code, answers in [("nprs", [2]), ("percent-improvement", [60]), ("sane", [80]), ("faam-adl", [4] * 21)]:
+    for code, answers in [
+        ("nprs", [2]),
+        ("percent-improvement", [60]),
+        ("sane", [80]),
+        ("faam-adl", [4] * 21),
+    ]:
         services.save_answers(
-            patient=cast.pat, follow_up=due, instrument=code, version="1", answers=answers, source="patient", submit=True
+            patient=cast.pat,
+            follow_up=due,
+            instrument=code,
+            version="1",
+            answers=answers,
+            source="patient",
+            submit=True,
         )
     for day in (4, 8, 12):
         Worker("w", now=lambda day=day: at(day)).run_once()
@@ -104,7 +115,9 @@ def test_a_message_interrupted_mid_send_is_never_sent_again(due) -> None:
     worker.plan(due.patient.clinic, due.patient.clinic.today())
     contact = Contact.objects.get()
     # A worker claimed it and died before recording the outcome.
-    Contact.objects.filter(pk=contact.pk).update(state="sending", claimed_by="dead", claimed_at=timezone.now())
+    Contact.objects.filter(pk=contact.pk).update(
+        state="sending", claimed_by="dead", claimed_at=timezone.now()
+    )
     Worker("w2", now=lambda: timezone.now() + STALE_AFTER + dt.timedelta(minutes=1)).run_once()
     contact.refresh_from_db()
     assert (contact.state, contact.outcome) == ("failed", "interrupted")
@@ -138,7 +151,9 @@ def test_a_resend_goes_out_once(due, client, cast) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_at_once_send_each_invitation_once(cast) -> None:
-    if connection.vendor == "sqlite" and connection.settings_dict["NAME"].startswith(("file:memorydb", ":memory:")):
+    if connection.vendor == "sqlite" and connection.settings_dict["NAME"].startswith(
+        ("file:memorydb", ":memory:")
+    ):
         pytest.skip("an in-memory SQLite test database cannot be shared between threads' transactions")
     patients = []
     for i in range(20):
@@ -213,5 +228,7 @@ def test_two_worker_processes_on_one_sqlite_file_send_each_invitation_once(tmp_p
     assert [w.wait(timeout=120) for w in workers] == [0, 0]
     sent = sum(path.read_text().count("\nTo: ") for path in (tmp_path / "mail").iterdir())
     assert sent == 30
-    counts = subprocess.run([sys.executable, "-c", COUNT], env=env, check=True, cwd=root, capture_output=True, text=True)
+    counts = subprocess.run(
+        [sys.executable, "-c", COUNT], env=env, check=True, cwd=root, capture_output=True, text=True
+    )
     assert counts.stdout.split() == ["30", "30"]

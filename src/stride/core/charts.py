@@ -81,7 +81,8 @@ def score_chart(
         )
     for tick in _date_ticks(start, end):
         parts.append(
-            f'<text class="xtick" x="{x(tick):.1f}" y="{HEIGHT - 12}" text-anchor="middle">{tick:%b %Y}</text>'
+            f'<text class="xtick" x="{x(tick):.1f}" y="{HEIGHT - 12}" '
+            f'text-anchor="middle">{tick:%b %Y}</text>'
         )
     for marker in markers:
         cls = "marker index" if marker.index else "marker"
@@ -91,7 +92,9 @@ def score_chart(
             f"<title>{escape(marker.label)} — {marker.date:%d %b %Y}</title></g>"
         )
     if points:
-        path = " ".join(f"{'M' if i == 0 else 'L'}{x(p.date):.1f},{y(p.value):.1f}" for i, p in enumerate(points))
+        path = " ".join(
+            f"{'M' if i == 0 else 'L'}{x(p.date):.1f},{y(p.value):.1f}" for i, p in enumerate(points)
+        )
         parts.append(f'<path class="line" d="{path}"/>')
         for p in points:
             cls = "point flagged" if p.flagged else "point"
@@ -101,7 +104,9 @@ def score_chart(
                 f"<title>{escape(tip)}</title></circle>"
             )
     direction = "higher is better" if higher_is_better else "lower is better"
-    parts.append(f'<text class="direction" x="{WIDTH - RIGHT}" y="{TOP - 5}" text-anchor="end">{direction}</text>')
+    parts.append(
+        f'<text class="direction" x="{WIDTH - RIGHT}" y="{TOP - 5}" text-anchor="end">{direction}</text>'
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -133,11 +138,14 @@ def _date_ticks(start: dt.date, end: dt.date) -> list[dt.date]:
     return ticks
 
 
-def _description(title: str, points: Sequence[Point], band: tuple[float, float] | None, better_up: bool) -> str:
+def _description(
+    title: str, points: Sequence[Point], band: tuple[float, float] | None, better_up: bool
+) -> str:
     if not points:
         return f"{title}: no scores yet."
     first, last = points[0], points[-1]
-    text = f"{title}: {len(points)} score{'s' if len(points) != 1 else ''}, from {first.value:g} on {first.date:%d %b %Y}"
+    count = f"{len(points)} score{'s' if len(points) != 1 else ''}"
+    text = f"{title}: {count}, from {first.value:g} on {first.date:%d %b %Y}"
     if len(points) > 1:
         text += f" to {last.value:g} on {last.date:%d %b %Y}"
         if band is not None:

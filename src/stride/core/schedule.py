@@ -145,7 +145,9 @@ def load_schedule(path: Path = SCHEDULE_FILE) -> Schedule:
             raise CatalogError(f"{path.name}: time point {point.code} has a negative offset.")
         points.append(point)
     if not points or points[0].code != "baseline" or points[0].days_after != 0:
-        raise CatalogError(f"{path.name}: the first time point must be the baseline, closing on the index day.")
+        raise CatalogError(
+            f"{path.name}: the first time point must be the baseline, closing on the index day."
+        )
     if [p.months for p in points] != sorted({p.months for p in points}):
         raise CatalogError(f"{path.name}: time points must be in increasing months, each once.")
     contacts = data.get("contacts", {})

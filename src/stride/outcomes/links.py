@@ -60,4 +60,6 @@ def new_link(patient: Patient, days: int = DEFAULT_DAYS, created_by: object = No
 
 
 def revoke_all(patient: Patient) -> int:
-    return PatientLink.objects.filter(patient=patient, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    return PatientLink.objects.filter(patient=patient, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )

@@ -89,7 +89,9 @@ class FollowUp(models.Model):
 
     class Meta:
         ordering = ["due_on", "pk"]
-        constraints = [models.UniqueConstraint(fields=["episode", "timepoint"], name="one_follow_up_per_timepoint")]
+        constraints = [
+            models.UniqueConstraint(fields=["episode", "timepoint"], name="one_follow_up_per_timepoint")
+        ]
         indexes = [models.Index(fields=["status", "opens_on"]), models.Index(fields=["status", "closes_on"])]
 
     def __str__(self) -> str:
@@ -104,11 +106,16 @@ class FollowUp(models.Model):
 
     @property
     def window(self) -> core_schedule.Window:
-        return core_schedule.Window(self.timepoint, self.opens_on, self.due_on, self.closes_on, self.accepts_until)
+        return core_schedule.Window(
+            self.timepoint, self.opens_on, self.due_on, self.closes_on, self.accepts_until
+        )
 
     def is_open(self, today: dt.date) -> bool:
         """Whether answers are taken today."""
-        return self.status in (self.Status.PENDING, self.Status.DUE) and self.opens_on <= today <= self.accepts_until
+        return (
+            self.status in (self.Status.PENDING, self.Status.DUE)
+            and self.opens_on <= today <= self.accepts_until
+        )
 
 
 class QuestionnaireResponse(models.Model):
@@ -130,7 +137,9 @@ class QuestionnaireResponse(models.Model):
     )
     instrument = models.CharField(max_length=40)
     instrument_version = models.CharField(max_length=20)
-    context = models.CharField(max_length=100, blank=True, help_text="E.g. the recall period of a pain score.")
+    context = models.CharField(
+        max_length=100, blank=True, help_text="E.g. the recall period of a pain score."
+    )
     answers = models.JSONField(help_text='In item order: an integer, null (unanswered) or "NA".')
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.IN_PROGRESS)
     source = models.CharField(max_length=10, choices=Source.choices)
@@ -274,7 +283,9 @@ class Contact(models.Model):
         constraints = [
             # The scheduled contacts happen at most once per follow-up; a resend may be asked for again.
             models.UniqueConstraint(
-                fields=["follow_up", "kind"], condition=~Q(kind="resend"), name="one_scheduled_contact_per_kind"
+                fields=["follow_up", "kind"],
+                condition=~Q(kind="resend"),
+                name="one_scheduled_contact_per_kind",
             ),
         ]
 
@@ -303,7 +314,9 @@ class MessageTemplate(models.Model):
 
     class Meta:
         ordering = ["clinic", "kind"]
-        constraints = [models.UniqueConstraint(fields=["clinic", "kind"], name="one_template_per_kind_per_clinic")]
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "kind"], name="one_template_per_kind_per_clinic")
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} — {self.clinic}"

@@ -27,7 +27,6 @@ from stride.core.errors import Invalid
 from stride.outcomes import links, services
 from stride.outcomes.models import FollowUp, PatientLink, QuestionnaireResponse
 
-
 #: Items with more answers than this (SANE 0–100, percent improvement) are typed as a number.
 NUMERIC_OVER = 11
 
@@ -43,7 +42,11 @@ def _actor(request: HttpRequest, link: PatientLink) -> Actor:
 def _next_page(link: PatientLink, token: str) -> tuple[FollowUp, str] | None:
     """The first instrument the patient still has to answer, if any."""
     for follow_up in services.open_follow_ups(link.patient):
-        done = {r.instrument for r in follow_up.responses.all() if r.status == QuestionnaireResponse.Status.COMPLETED}
+        done = {
+            r.instrument
+            for r in follow_up.responses.all()
+            if r.status == QuestionnaireResponse.Status.COMPLETED
+        }
         for code in follow_up.instruments:
             if code not in done:
                 return follow_up, code
@@ -59,20 +62,30 @@ def home(request: HttpRequest, token: str) -> HttpResponse:
     follow_ups = services.open_follow_ups(link.patient)
     items = []
     for follow_up in follow_ups:
-        done = {r.instrument for r in follow_up.responses.all() if r.status == QuestionnaireResponse.Status.COMPLETED}
+        done = {
+            r.instrument
+            for r in follow_up.responses.all()
+            if r.status == QuestionnaireResponse.Status.COMPLETED
+        }
         items.append(
             {
                 "follow_up": follow_up,
                 "instruments": [
-                    (code, core_instruments.instrument(code).short_name, code in done) for code in follow_up.instruments
+                    (code, core_instruments.instrument(code).short_name, code in done)
+                    for code in follow_up.instruments
                 ],
             }
         )
     following = _next_page(link, token)
     started = any(done for entry in items for _, _, done in entry["instruments"])
-    just_done = following is None and FollowUp.objects.filter(
-        patient=link.patient, status=FollowUp.Status.COMPLETED, completed_at__gte=timezone.now() - dt.timedelta(days=1)
-    ).exists()
+    just_done = (
+        following is None
+        and FollowUp.objects.filter(
+            patient=link.patient,
+            status=FollowUp.Status.COMPLETED,
+            completed_at__gte=timezone.now() - dt.timedelta(days=1),
+        ).exists()
+    )
     return render(
         request,
         "outcomes/patient/home.html",
@@ -93,7 +106,11 @@ def questionnaire(request: HttpRequest, token: str, follow_up: int, instrument: 
     link = links.resolve(token)
     if link is None:
         return _unavailable(request)
-    follow_up_obj = FollowUp.objects.filter(pk=follow_up, patient=link.patient).select_related("episode__condition").first()
+    follow_up_obj = (
+        FollowUp.objects.filter(pk=follow_up, patient=link.patient)
+        .select_related("episode__condition")
+        .first()
+    )
     library = core_instruments.library()
     if follow_up_obj is None or instrument not in library or instrument not in follow_up_obj.instruments:
         return _unavailable(request)  # another patient's follow-up looks exactly like a missing one
@@ -102,7 +119,9 @@ def questionnaire(request: HttpRequest, token: str, follow_up: int, instrument: 
     if response is not None and response.status == QuestionnaireResponse.Status.COMPLETED:
         return redirect("patient-home", token=token)
     if not follow_up_obj.is_open(link.patient.clinic.today()):
-        return render(request, "outcomes/patient/closed.html", {"token": token, "patient": link.patient}, status=410)
+        return render(
+            request, "outcomes/patient/closed.html", {"token": token, "patient": link.patient}, status=410
+        )
     answers: list[Any] = list(response.answers) if response is not None else [None] * len(definition.items)
     if len(answers) != len(definition.items):
         answers = [None] * len(definition.items)
@@ -135,7 +154,9 @@ def questionnaire(request: HttpRequest, token: str, follow_up: int, instrument: 
                 if saved.outcome in ("completed", "already-completed"):
                     return redirect("patient-home", token=token)
                 if "save" in request.POST:
-                    return render(request, "outcomes/patient/saved.html", {"token": token, "patient": link.patient})
+                    return render(
+                        request, "outcomes/patient/saved.html", {"token": token, "patient": link.patient}
+                    )
     position = _position(link, follow_up_obj, instrument)
     return render(
         request,
@@ -194,7 +215,7 @@ def autosave(request: HttpRequest, token: str, follow_up: int, instrument: str) 
 def _read_answers(request: HttpRequest, definition: Any, current: list[Any]) -> tuple[list[Any], str]:
     """The page's answers over the ones already saved; an error message for a value that is not an answer."""
     answers = list(current)
-    for index, item in enumerate(definition.items):
+    for index in range(len(definition.items)):
         key = f"item_{index}"
         if key not in request.POST:
             continue

@@ -50,7 +50,8 @@ def start_episode(
     for earlier in condition.episodes.filter(ended_on__isnull=True):
         if earlier.index_date > index_date:
             raise Invalid(
-                f"This condition already has follow-up from a later index date ({earlier.index_date:%d %b %Y}).",
+                "This condition already has follow-up from a later index date "
+                f"({earlier.index_date:%d %b %Y}).",
                 "index_date",
             )
         if earlier.index_date == index_date:
@@ -203,7 +204,9 @@ def save_answers(
 
 def _complete_if_done(follow_up: FollowUp) -> None:
     done = set(
-        follow_up.responses.filter(status=QuestionnaireResponse.Status.COMPLETED).values_list("instrument", flat=True)
+        follow_up.responses.filter(status=QuestionnaireResponse.Status.COMPLETED).values_list(
+            "instrument", flat=True
+        )
     )
     if set(follow_up.instruments) <= done and follow_up.status != FollowUp.Status.COMPLETED:
         follow_up.status = FollowUp.Status.COMPLETED

@@ -14,7 +14,9 @@ from stride.outcomes.services import start_episode
 
 
 @receiver(post_save, sender=Procedure)
-def index_treatment_starts_follow_up(sender: Any, instance: Procedure, raw: bool = False, **kwargs: Any) -> None:
+def index_treatment_starts_follow_up(
+    sender: Any, instance: Procedure, raw: bool = False, **kwargs: Any
+) -> None:
     """Recording an index treatment starts its condition's follow-up schedule (once)."""
     if raw or not instance.is_index or Episode.objects.filter(index_procedure=instance).exists():
         return

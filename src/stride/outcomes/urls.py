@@ -16,6 +16,14 @@ urlpatterns = [
 # The patient's own pages: no login, a signed personal token.
 patient_urlpatterns = [
     path("q/<str:token>/", patient_views.home, name="patient-home"),
-    path("q/<str:token>/<int:follow_up>/<slug:instrument>/", patient_views.questionnaire, name="patient-questionnaire"),
-    path("q/<str:token>/<int:follow_up>/<slug:instrument>/save/", patient_views.autosave, name="patient-autosave"),
+    path(
+        "q/<str:token>/<int:follow_up>/<slug:instrument>/",
+        patient_views.questionnaire,
+        name="patient-questionnaire",
+    ),
+    path(
+        "q/<str:token>/<int:follow_up>/<slug:instrument>/save/",
+        patient_views.autosave,
+        name="patient-autosave",
+    ),
 ]

@@ -88,11 +88,18 @@ def score_charts(patient: Patient, procedures: list[Procedure]) -> list[dict[str
             for s in rows
             if s.value is not None
         ]
-        baseline = next((s.value for s in rows if s.response.follow_up and s.response.follow_up.timepoint == "baseline"), None)
+        baseline = next(
+            (s.value for s in rows if s.response.follow_up and s.response.follow_up.timepoint == "baseline"),
+            None,
+        )
         band = None
         if baseline is not None and scale.mcid:
             band = (max(low, baseline - scale.mcid), min(high, baseline + scale.mcid))
-        title = instrument.short_name if len(instrument.scales) == 1 else f"{instrument.short_name} — {scale.name}"
+        title = (
+            instrument.short_name
+            if len(instrument.scales) == 1
+            else f"{instrument.short_name} — {scale.name}"
+        )
         result.append(
             {
                 "title": title,
@@ -117,14 +124,17 @@ def score_charts(patient: Patient, procedures: list[Procedure]) -> list[dict[str
 
 
 class IndexDateForm(forms.Form):
-    index_date = forms.DateField(widget=DateInput(), help_text="The day of the treatment outcomes are measured from.")
+    index_date = forms.DateField(
+        widget=DateInput(), help_text="The day of the treatment outcomes are measured from."
+    )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def start_follow_up(request: HttpRequest, pk: int) -> HttpResponse:
     condition = get_object_or_404(
-        access.scope(Condition.objects.select_related("patient__clinic", "condition_type"), request.user), pk=pk
+        access.scope(Condition.objects.select_related("patient__clinic", "condition_type"), request.user),
+        pk=pk,
     )
     patient = condition.patient
     access.require(request.user, Action.START_FOLLOW_UP, patient.clinic_id)
@@ -135,7 +145,9 @@ def start_follow_up(request: HttpRequest, pk: int) -> HttpResponse:
         except Invalid as exc:
             form.add_error("index_date", exc.message)
         else:
-            messages.success(request, f"Follow-up of {condition} starts from {form.cleaned_data['index_date']:%d %b %Y}.")
+            messages.success(
+                request, f"Follow-up of {condition} starts from {form.cleaned_data['index_date']:%d %b %Y}."
+            )
             return redirect("patient-detail", pk=patient.pk)
     return render(
         request,
@@ -153,7 +165,9 @@ def create_link(request: HttpRequest, pk: int) -> HttpResponse:
     patient = patient_for(request, pk, Action.RECORD_ANSWERS)
     link = links.new_link(patient, created_by=request.user)
     url = links.url_for(link, request.build_absolute_uri("/"))
-    messages.success(request, f"Personal link for {patient.given_name}, valid until {link.expires_at:%d %b %Y}: {url}")
+    messages.success(
+        request, f"Personal link for {patient.given_name}, valid until {link.expires_at:%d %b %Y}: {url}"
+    )
     return redirect("patient-detail", pk=patient.pk)
 
 
@@ -163,7 +177,9 @@ def revoke_links(request: HttpRequest, pk: int) -> HttpResponse:
     patient = patient_for(request, pk, Action.RECORD_ANSWERS)
     count = links.revoke_all(patient)
     record(AuditEntry.Action.UPDATE, patient, detail={"links revoked": count})
-    messages.success(request, f"{count} link{'s' if count != 1 else ''} revoked: they no longer open anything.")
+    messages.success(
+        request, f"{count} link{'s' if count != 1 else ''} revoked: they no longer open anything."
+    )
     return redirect("patient-detail", pk=patient.pk)
 
 
@@ -172,7 +188,8 @@ def revoke_links(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _follow_up_for(request: HttpRequest, pk: int, action: Action) -> FollowUp:
     follow_up = get_object_or_404(
-        access.scope(FollowUp.objects.select_related("patient__clinic", "episode__condition"), request.user), pk=pk
+        access.scope(FollowUp.objects.select_related("patient__clinic", "episode__condition"), request.user),
+        pk=pk,
     )
     access.require(request.user, action, follow_up.patient.clinic_id)
     return follow_up
@@ -188,7 +205,8 @@ class PaperForm(forms.Form):
         self.instrument = instrument
         for index, item in enumerate(instrument.items):
             choices = [("", "— not answered —")] + [
-                (str(o.value), o.label if str(o.value) in o.label else f"{o.value} — {o.label}") for o in item.options
+                (str(o.value), o.label if str(o.value) in o.label else f"{o.value} — {o.label}")
+                for o in item.options
             ]
             self.fields[f"item_{index}"] = forms.ChoiceField(
                 label=f"{index + 1}. {item.label}", choices=choices, required=False
@@ -211,7 +229,9 @@ def paper_entry(request: HttpRequest, pk: int, instrument: str) -> HttpResponse:
         definition = core_instruments.instrument(instrument)
     except Invalid:
         return render(request, "404.html", status=404)
-    form = PaperForm(request.POST or None, instrument=definition, initial={"collected_on": patient.clinic.today()})
+    form = PaperForm(
+        request.POST or None, instrument=definition, initial={"collected_on": patient.clinic.today()}
+    )
     if request.method == "POST" and form.is_valid():
         try:
             saved = services.save_answers(
@@ -229,12 +249,19 @@ def paper_entry(request: HttpRequest, pk: int, instrument: str) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             if saved.outcome == "already-completed":
-                messages.warning(request, f"{definition.short_name} was already answered for this follow-up; nothing changed.")
+                messages.warning(
+                    request,
+                    f"{definition.short_name} was already answered for this follow-up; nothing changed.",
+                )
             else:
                 messages.success(request, f"{definition.short_name} entered and scored.")
             return redirect("patient-detail", pk=patient.pk)
     title = f"Enter a paper {definition.short_name} — {follow_up.timepoint_name} follow-up"
-    return render(request, "outcomes/paper.html", {"form": form, "patient": patient, "title": title, "instrument": definition})
+    return render(
+        request,
+        "outcomes/paper.html",
+        {"form": form, "patient": patient, "title": title, "instrument": definition},
+    )
 
 
 # --------------------------------------------------------------------------- worklist
@@ -245,7 +272,9 @@ def worklist(request: HttpRequest) -> HttpResponse:
     access.require(request.user, Action.RECORD_ANSWERS)
     clinic_ids = access.clinic_ids(request.user, Action.RECORD_ANSWERS)
     follow_ups = FollowUp.objects.select_related("patient__clinic", "episode__condition__condition_type")
-    contacts = Contact.objects.select_related("follow_up__patient__clinic", "follow_up__episode__condition__condition_type")
+    contacts = Contact.objects.select_related(
+        "follow_up__patient__clinic", "follow_up__episode__condition__condition_type"
+    )
     if clinic_ids is not None:
         follow_ups = follow_ups.filter(patient__clinic_id__in=clinic_ids)
         contacts = contacts.filter(follow_up__patient__clinic_id__in=clinic_ids)
@@ -259,9 +288,9 @@ def worklist(request: HttpRequest) -> HttpResponse:
     context = {
         "due": [f for f in open_now if not f.window.overdue(f.patient.clinic.today())],
         "overdue": [f for f in open_now if f.window.overdue(f.patient.clinic.today())],
-        "missed": follow_ups.filter(status=FollowUp.Status.MISSED, accepts_until__gte=today - dt.timedelta(days=30)).order_by(
-            "-accepts_until"
-        )[:200],
+        "missed": follow_ups.filter(
+            status=FollowUp.Status.MISSED, accepts_until__gte=today - dt.timedelta(days=30)
+        ).order_by("-accepts_until")[:200],
         "tasks": contacts.filter(state=Contact.State.OPEN).order_by("due_at"),
         "outcomes": TaskOutcomeForm.OUTCOMES,
         "today": today,
@@ -288,7 +317,9 @@ def resend(request: HttpRequest, pk: int) -> HttpResponse:
             state=Contact.State.SCHEDULED,
             handled_by=request.user,
         )
-        messages.success(request, f"The invitation to {follow_up.patient.full_name} goes out again within a minute.")
+        messages.success(
+            request, f"The invitation to {follow_up.patient.full_name} goes out again within a minute."
+        )
     return redirect(request.POST.get("next") or "worklist")
 
 
@@ -309,7 +340,10 @@ class TaskOutcomeForm(forms.Form):
 @require_POST
 def task_outcome(request: HttpRequest, pk: int) -> HttpResponse:
     contact = get_object_or_404(
-        access.scope(Contact.objects.select_related("follow_up__patient"), request.user, Action.RECORD_ANSWERS), pk=pk
+        access.scope(
+            Contact.objects.select_related("follow_up__patient"), request.user, Action.RECORD_ANSWERS
+        ),
+        pk=pk,
     )
     form = TaskOutcomeForm(request.POST)
     if contact.state != Contact.State.OPEN:
@@ -326,7 +360,9 @@ def task_outcome(request: HttpRequest, pk: int) -> HttpResponse:
                 finished_at=timezone.now(),
             )
         if updated:
-            messages.success(request, f"{contact.get_kind_display()} for {contact.follow_up.patient.full_name} recorded.")
+            messages.success(
+                request, f"{contact.get_kind_display()} for {contact.follow_up.patient.full_name} recorded."
+            )
     return redirect("worklist")
 
 
@@ -338,7 +374,9 @@ def letter(request: HttpRequest, pk: int) -> HttpResponse:
     from stride.outcomes.messages import render_message
 
     contact = get_object_or_404(
-        access.scope(Contact.objects.select_related("follow_up__patient__clinic"), request.user, Action.RECORD_ANSWERS),
+        access.scope(
+            Contact.objects.select_related("follow_up__patient__clinic"), request.user, Action.RECORD_ANSWERS
+        ),
         pk=pk,
         kind=Contact.Kind.LETTER,
     )

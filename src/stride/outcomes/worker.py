@@ -62,9 +62,10 @@ class Worker:
 
     # ----------------------------------------------------------------- the loop
 
-    def run_forever(self, interval: float = 30.0) -> None:
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
+    def run_forever(self, interval: float = 30.0, *, handle_signals: bool = True) -> None:
+        if handle_signals:  # only the main thread may install handlers
+            signal.signal(signal.SIGTERM, self._stop)
+            signal.signal(signal.SIGINT, self._stop)
         log.info("worker %s started; a pass every %ss", self.name, interval)
         while not self.stopping:
             try:
@@ -105,7 +106,9 @@ class Worker:
             )
             closed_ids = list(closed.values_list("pk", flat=True))
             if closed_ids:
-                cancel_contacts(Contact.objects.filter(follow_up_id__in=closed_ids), Contact.Outcome.WINDOW_CLOSED)
+                cancel_contacts(
+                    Contact.objects.filter(follow_up_id__in=closed_ids), Contact.Outcome.WINDOW_CLOSED
+                )
                 counts["missed"] = FollowUp.objects.filter(
                     pk__in=closed_ids, status__in=[FollowUp.Status.PENDING, FollowUp.Status.DUE]
                 ).update(status=FollowUp.Status.MISSED)
@@ -134,7 +137,11 @@ class Worker:
                         kind=kind,
                         channel=Contact.Channel.EMAIL
                         if email
-                        else (Contact.Channel.PHONE if kind == Contact.Kind.PHONE_CALL else Contact.Channel.LETTER),
+                        else (
+                            Contact.Channel.PHONE
+                            if kind == Contact.Kind.PHONE_CALL
+                            else Contact.Channel.LETTER
+                        ),
                         due_at=now,
                         state=Contact.State.SCHEDULED if email else Contact.State.OPEN,
                     )
@@ -147,9 +154,9 @@ class Worker:
         return counts
 
     def recover(self) -> int:
-        return Contact.objects.filter(state=Contact.State.SENDING, claimed_at__lt=self.now() - STALE_AFTER).update(
-            state=Contact.State.FAILED, outcome=Contact.Outcome.INTERRUPTED, finished_at=self.now()
-        )
+        return Contact.objects.filter(
+            state=Contact.State.SENDING, claimed_at__lt=self.now() - STALE_AFTER
+        ).update(state=Contact.State.FAILED, outcome=Contact.Outcome.INTERRUPTED, finished_at=self.now())
 
     def send_due(self) -> Counter[str]:
         counts: Counter[str] = Counter()
@@ -195,7 +202,9 @@ class Worker:
         return str(outcome.value if hasattr(outcome, "value") else outcome)
 
 
-def _next_contact(plan: core_schedule.Schedule, follow_up: FollowUp, today: dt.date, zone: ZoneInfo) -> str | None:
+def _next_contact(
+    plan: core_schedule.Schedule, follow_up: FollowUp, today: dt.date, zone: ZoneInfo
+) -> str | None:
     """The next contact a due follow-up gets today, if any: one step of the ladder at a time.
 
     Each step waits for its day in the window *and* for the gap after the step

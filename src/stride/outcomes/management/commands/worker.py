@@ -18,14 +18,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--once", action="store_true", help="Do one pass and exit (for cron or tests).")
-        parser.add_argument("--interval", type=float, default=30.0, help="Seconds between passes (default 30).")
+        parser.add_argument(
+            "--interval", type=float, default=30.0, help="Seconds between passes (default 30)."
+        )
 
     def handle(self, *args: Any, once: bool, interval: float, **options: Any) -> None:
         worker = Worker()
         with acting_as(cli_actor()):
             if once:
                 counts = worker.run_once()
-                summary = ", ".join(f"{n} {what}" for what, n in sorted(counts.items()) if n) or "nothing to do"
+                summary = (
+                    ", ".join(f"{n} {what}" for what, n in sorted(counts.items()) if n) or "nothing to do"
+                )
                 self.stdout.write(f"Worker pass: {summary}.")
             else:
                 self.stdout.write(f"Follow-up worker {worker.name} running (Ctrl+C to stop).")
