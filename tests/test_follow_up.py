@@ -230,3 +230,27 @@ def test_resend_queues_one_more_invitation(client, cast) -> None:
     client.post(reverse("follow-up-resend", kwargs={"pk": follow_up.pk}))
     assert Contact.objects.filter(follow_up=follow_up, kind="resend", state="scheduled").count() == 2
     assert FollowUp.objects.get(pk=follow_up.pk).status == "due"
+
+
+def test_withdrawing_consent_ends_follow_up(client, cast) -> None:
+    episode = episode_from(cast, 30)
+    consent = cast.pat.consents.get()
+    client.force_login(cast.carol)
+    data = {"version": "1", "consented_on": "2025-01-10", "withdrawn_on": str(today(cast)), "notes": ""}
+    assert client.post(reverse("consent-edit", kwargs={"pk": consent.pk}), data).status_code == 302
+    episode.refresh_from_db()
+    assert (episode.ended_on, episode.end_reason) == (today(cast), "withdrawn")
+    assert episode.follow_ups.get(timepoint="3m").status == "cancelled"
+
+
+def test_answers_are_audited_with_the_patient_link_as_actor(client, cast) -> None:
+    from stride.audit.models import AuditEntry
+    from stride.outcomes import links
+
+    follow_up = episode_from(cast, 30).follow_ups.get(timepoint="1m")
+    token = links.token_for(links.new_link(cast.pat))
+    url = reverse("patient-questionnaire", kwargs={"token": token, "follow_up": follow_up.pk, "instrument": "nprs"})
+    client.post(url, {"version": "1", "item_0": "4"}, REMOTE_ADDR="198.51.100.7")
+    entry = AuditEntry.objects.get(model="outcomes.QuestionnaireResponse", action="create")
+    assert (entry.patient_id, entry.channel, entry.ip_address) == (cast.pat.pk, "patient", "198.51.100.7")
+    assert entry.username.startswith("patient-link:")

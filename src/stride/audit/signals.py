@@ -28,6 +28,10 @@ AUDITED = {
     "care.Procedure",
     "care.Injectate",
     "care.AdverseEvent",
+    "outcomes.Episode",
+    "outcomes.QuestionnaireResponse",
+    "outcomes.PatientLink",
+    "outcomes.MessageTemplate",
 }
 _IGNORED_FIELDS = {"updated_at", "last_login", "password"}
 

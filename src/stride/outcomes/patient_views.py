@@ -20,7 +20,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from stride.audit.context import Actor, acting_as
-from stride.audit.log import record
 from stride.audit.middleware import client_address
 from stride.core import instruments as core_instruments
 from stride.core.errors import Invalid
@@ -146,8 +145,6 @@ def questionnaire(request: HttpRequest, token: str, follow_up: int, instrument: 
                         source=QuestionnaireResponse.Source.PATIENT,
                         submit=submit,
                     )
-                    if saved.outcome == "completed":
-                        record("create", saved.response, detail={"instrument": instrument})
             except Invalid as exc:
                 error = exc.message
             else:

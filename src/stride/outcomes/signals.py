@@ -10,7 +10,8 @@ from django.dispatch import receiver
 from stride.audit.context import current
 from stride.care.models import Procedure
 from stride.outcomes.models import Episode
-from stride.outcomes.services import start_episode
+from stride.outcomes.services import end_episode, start_episode
+from stride.patients.models import Consent
 
 
 @receiver(post_save, sender=Procedure)
@@ -21,3 +22,12 @@ def index_treatment_starts_follow_up(
     if raw or not instance.is_index or Episode.objects.filter(index_procedure=instance).exists():
         return
     start_episode(instance.condition, instance.performed_on, procedure=instance, user=current().user)
+
+
+@receiver(post_save, sender=Consent)
+def withdrawal_ends_follow_up(sender: Any, instance: Consent, raw: bool = False, **kwargs: Any) -> None:
+    """A patient who withdraws is followed no further: their open episodes end that day."""
+    if raw or instance.withdrawn_on is None:
+        return
+    for episode in Episode.objects.filter(condition__patient_id=instance.patient_id, ended_on__isnull=True):
+        end_episode(episode, instance.withdrawn_on, Episode.EndReason.WITHDRAWN)
