@@ -249,7 +249,9 @@ def test_answers_are_audited_with_the_patient_link_as_actor(client, cast) -> Non
 
     follow_up = episode_from(cast, 30).follow_ups.get(timepoint="1m")
     token = links.token_for(links.new_link(cast.pat))
-    url = reverse("patient-questionnaire", kwargs={"token": token, "follow_up": follow_up.pk, "instrument": "nprs"})
+    url = reverse(
+        "patient-questionnaire", kwargs={"token": token, "follow_up": follow_up.pk, "instrument": "nprs"}
+    )
     client.post(url, {"version": "1", "item_0": "4"}, REMOTE_ADDR="198.51.100.7")
     entry = AuditEntry.objects.get(model="outcomes.QuestionnaireResponse", action="create")
     assert (entry.patient_id, entry.channel, entry.ip_address) == (cast.pat.pk, "patient", "198.51.100.7")
