@@ -256,3 +256,12 @@ def test_answers_are_audited_with_the_patient_link_as_actor(client, cast) -> Non
     entry = AuditEntry.objects.get(model="outcomes.QuestionnaireResponse", action="create")
     assert (entry.patient_id, entry.channel, entry.ip_address) == (cast.pat.pk, "patient", "198.51.100.7")
     assert entry.username.startswith("patient-link:")
+
+
+def test_answers_dated_before_the_window_opens_or_in_the_future_are_refused(cast) -> None:
+    follow_up = episode_from(cast, 30).follow_ups.get(timepoint="1m")
+    with pytest.raises(Invalid, match="opens on"):
+        _save(cast, follow_up, "nprs", [3], collected_on=follow_up.opens_on - dt.timedelta(days=1))
+    with pytest.raises(Invalid, match="in the future"):
+        _save(cast, follow_up, "nprs", [3], collected_on=today(cast) + dt.timedelta(days=1))
+    assert not QuestionnaireResponse.objects.exists()

@@ -150,6 +150,14 @@ def save_answers(
             raise Invalid(f"{definition.short_name} is not part of this follow-up.", "instrument")
     scoring.validate_answers(definition, list(answers))
     collected_on = collected_on or patient.clinic.today()
+    if follow_up is not None and collected_on < follow_up.opens_on:
+        raise Invalid(
+            f"The {follow_up.timepoint_name.lower()} follow-up opens on {follow_up.opens_on:%d %b %Y}; "
+            "answers from before then belong to an earlier time point.",
+            "collected_on",
+        )
+    if collected_on > patient.clinic.today():
+        raise Invalid("The date the answers were given is in the future.", "collected_on")
     with transaction.atomic():
         if follow_up is not None:
             # Serialise concurrent submissions of one follow-up (a no-op lock on SQLite, which
