@@ -33,12 +33,12 @@ def test_stride_sets_up_a_database_and_loads_the_demo_from_another_directory(tmp
 def test_stride_without_arguments_lists_the_commands(tmp_path: Path) -> None:
     result = run(home=tmp_path, cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("demo", "serve", "synth", "catalog", "migrate"):
+    for command in ("demo", "serve", "synth", "catalog", "worker", "score", "wording", "migrate"):
         assert command in result.stdout
 
 
 def test_every_stride_command_has_help_with_an_example(tmp_path: Path) -> None:
-    for command in ("demo", "serve", "synth", "catalog"):
+    for command in ("demo", "serve", "synth", "catalog", "worker", "score", "wording"):
         result = run(command, "--help", home=tmp_path, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "Example:" in result.stdout, command

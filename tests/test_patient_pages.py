@@ -158,3 +158,30 @@ def test_all_done_says_so_clearly(client, cast, open_follow_up, token) -> None:
 def test_the_pages_work_without_javascript(client, cast, open_follow_up, token) -> None:
     body = client.get(page(client, token, open_follow_up.pk, "faam-adl")).content.decode()
     assert '<form method="post"' in body and 'type="radio"' in body and 'type="submit"' in body
+
+
+def test_a_clinics_licensed_wording_replaces_the_short_labels(
+    client, cast, open_follow_up, token, tmp_path
+) -> None:
+    import json
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from stride.core.instruments import instrument
+
+    items = instrument("faam-adl").items
+    before = client.get(page(client, token, open_follow_up.pk, "faam-adl")).content.decode()
+    assert "shown with short labels" in before
+    wording = tmp_path / "wording.json"
+    wording.write_text(
+        json.dumps({item.link_id: f"Official question {n}" for n, item in enumerate(items, 1)})
+    )
+    call_command("wording", "load", "lakeside", "faam-adl", str(wording), source="clinic licence 2026")
+    after = client.get(page(client, token, open_follow_up.pk, "faam-adl")).content.decode()
+    assert "Official question 21" in after and "shown with short labels" not in after
+    # Another clinic's patients keep the labels.
+    incomplete = tmp_path / "incomplete.json"
+    incomplete.write_text(json.dumps({items[0].link_id: "Only one"}))
+    with pytest.raises(CommandError, match="no text for"):
+        call_command("wording", "load", "lakeside", "faam-adl", str(incomplete))

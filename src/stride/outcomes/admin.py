@@ -6,7 +6,7 @@ from django.http import HttpRequest
 from stride.admin_site import ScopedAdmin
 from stride.clinics import access
 from stride.clinics.access import Action
-from stride.outcomes.models import Contact, MessageTemplate
+from stride.outcomes.models import Contact, InstrumentWording, MessageTemplate
 
 
 @admin.register(MessageTemplate)
@@ -27,6 +27,17 @@ class ContactAdmin(ScopedAdmin):
     list_display = ["follow_up", "kind", "channel", "state", "outcome", "due_at", "finished_at"]
     list_filter = ["kind", "state", "outcome"]
     readonly_fields = [f.name for f in Contact._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(InstrumentWording)
+class InstrumentWordingAdmin(ScopedAdmin):
+    """Loaded with `stride wording load`; shown here to check or remove."""
+
+    list_display = ["clinic", "instrument", "instrument_version", "source", "loaded_by", "loaded_at"]
+    readonly_fields = ["clinic", "instrument", "instrument_version", "texts", "loaded_by", "loaded_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

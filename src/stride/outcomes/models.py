@@ -320,3 +320,32 @@ class MessageTemplate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} — {self.clinic}"
+
+
+class InstrumentWording(models.Model):
+    """A clinic's licensed, official wording of an instrument's items (link id → text).
+
+    Stride ships no verbatim item text of any published instrument; a clinic
+    that holds the licence loads its copy, and its patients then see it.
+    """
+
+    scope_path = ""  # scoped by its own clinic
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="instrument_wordings")
+    instrument = models.CharField(max_length=40)
+    instrument_version = models.CharField(max_length=20)
+    texts = models.JSONField(help_text="Item link id → the official text of the item.")
+    source = models.CharField(max_length=200, help_text="Where the wording comes from (the licensed copy).")
+    loaded_by = models.CharField(max_length=150, blank=True)
+    loaded_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["clinic", "instrument"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "instrument"], name="one_wording_per_instrument_per_clinic"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instrument} wording for {self.clinic}"

@@ -24,7 +24,7 @@ from stride.audit.middleware import client_address
 from stride.core import instruments as core_instruments
 from stride.core.errors import Invalid
 from stride.outcomes import links, services
-from stride.outcomes.models import FollowUp, PatientLink, QuestionnaireResponse
+from stride.outcomes.models import FollowUp, InstrumentWording, PatientLink, QuestionnaireResponse
 
 #: Items with more answers than this (SANE 0–100, percent improvement) are typed as a number.
 NUMERIC_OVER = 11
@@ -155,6 +155,10 @@ def questionnaire(request: HttpRequest, token: str, follow_up: int, instrument: 
                         request, "outcomes/patient/saved.html", {"token": token, "patient": link.patient}
                     )
     position = _position(link, follow_up_obj, instrument)
+    wording = InstrumentWording.objects.filter(
+        clinic_id=link.patient.clinic_id, instrument=instrument, instrument_version=definition.version
+    ).first()
+    texts = wording.texts if wording is not None else {}
     return render(
         request,
         "outcomes/patient/questionnaire.html",
@@ -164,9 +168,17 @@ def questionnaire(request: HttpRequest, token: str, follow_up: int, instrument: 
             "follow_up": follow_up_obj,
             "instrument": definition,
             "rows": [
-                (index, item, answer, len(item.options) > NUMERIC_OVER)
+                (
+                    index,
+                    item,
+                    answer,
+                    len(item.options) > NUMERIC_OVER,
+                    texts.get(item.link_id) or item.text or item.label,
+                )
                 for index, (item, answer) in enumerate(zip(definition.items, answers, strict=True))
             ],
+            "official": wording is not None,
+            "own_labels": wording is None and any(not item.text for item in definition.items),
             "error": error,
             "blanks": [i + 1 for i in blanks] if request.method == "POST" and not error else [],
             "position": position,
