@@ -44,6 +44,7 @@ test: lint
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/synth.py
+	$(BIN)/python bench/submissions.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info
