@@ -157,12 +157,8 @@ def send(page: object) -> None:
     assert sent.value.status == 200, sent.value.status
 
 
-# Known bug, outside this file: the patient pages' <meta name="referrer" content="no-referrer">
-# (outcomes/patient/base.html) makes Chromium send "Origin: null" with the form's POST, and Django's
-# CSRF check refuses it with a 403. Strict: this test fails again (XPASS) once that is fixed.
-@pytest.mark.xfail(
-    raises=RefusedByCsrf, strict=True, reason="Origin: null from the no-referrer policy: CSRF 403"
-)
+# A referrer policy of "no-referrer" once made Chromium send "Origin: null" with the form's POST,
+# which Django's CSRF check refuses; send() names that failure if it ever comes back.
 @pytest.mark.django_db(transaction=True)
 def test_a_patient_answers_on_a_phone_and_the_clinician_sees_the_scores(
     live_server, cast, follow_up, link, phone, desktop

@@ -115,6 +115,7 @@ def score_charts(patient: Patient, procedures: list[Procedure]) -> list[dict[str
                 ),
                 "latest": points[-1] if points else None,
                 "mcid": scale.mcid,
+                "banded": band is not None,
             }
         )
     return result
