@@ -205,7 +205,7 @@ def test_a_patient_answers_on_a_phone_and_the_clinician_sees_the_scores(
     row = panel.locator("table.follow-ups tr.status-completed")
     assert row.locator("td").first.inner_text() == "1 month"
     chips = row.locator(".chip").all_inner_texts()
-    assert chips == [f"nprs: {NPRS}", f"percent-improvement: {IMPROVEMENT}", f"sane: {SANE}", "faam-adl: 75"]
+    assert chips == [f"Pain NRS {NPRS}", f"% improvement {IMPROVEMENT}", f"SANE {SANE}", "FAAM ADL 75"]
     panel.scroll_into_view_if_needed()
     snap(desktop, "patient-04-clinician-scores")
 

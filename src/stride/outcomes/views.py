@@ -45,6 +45,10 @@ def patient_panel(patient: Patient, user: Any, procedures: list[Procedure]) -> d
         .order_by("-index_date")
     )
     today = patient.clinic.today()
+    library = core_instruments.library()
+    for episode in episodes:
+        for follow_up in episode.follow_ups.all():
+            follow_up.chips = _chips(follow_up, library)
     return {
         "episodes": episodes,
         "today": today,
@@ -53,6 +57,28 @@ def patient_panel(patient: Patient, user: Any, procedures: list[Procedure]) -> d
         "can_answer": access.can(user, Action.RECORD_ANSWERS, patient.clinic_id),
         "can_start": access.can(user, Action.START_FOLLOW_UP, patient.clinic_id),
     }
+
+
+def _chips(follow_up: FollowUp, library: dict[str, Any]) -> list[dict[str, Any]]:
+    """The answered questionnaires of a follow-up, each with its scores, for the table."""
+    chips = []
+    order = {code: n for n, code in enumerate(follow_up.instruments)}
+    for response in sorted(follow_up.responses.all(), key=lambda r: order.get(r.instrument, len(order))):
+        if response.status != QuestionnaireResponse.Status.COMPLETED:
+            continue
+        instrument = library.get(response.instrument)
+        values = [
+            f"{s.value:g}" if s.valid and s.value is not None else "—"
+            for s in sorted(response.scores.all(), key=lambda s: s.pk)
+        ]
+        chips.append(
+            {
+                "name": instrument.short_name if instrument else response.instrument,
+                "scores": " / ".join(values),
+                "response": response,
+            }
+        )
+    return chips
 
 
 def score_charts(patient: Patient, procedures: list[Procedure]) -> list[dict[str, Any]]:
@@ -65,11 +91,10 @@ def score_charts(patient: Patient, procedures: list[Procedure]) -> list[dict[str
     series: dict[tuple[str, str], list[Score]] = defaultdict(list)
     for score in scores:
         series[(score.instrument, score.scale)].append(score)
-    markers = [
-        charts.Marker(p.performed_on, p.procedure_type.name, index=p.is_index)
-        for p in procedures
-        if p.procedure_type.category == "injection" or p.is_index or p.procedure_type.category == "surgery"
-    ]
+    markers = [charts.Marker(p.performed_on, p.procedure_type.name, index=p.is_index) for p in procedures]
+    # An index date set without a procedure recorded here (e.g. treated elsewhere) is marked too.
+    for episode in Episode.objects.filter(condition__patient=patient, index_procedure__isnull=True):
+        markers.append(charts.Marker(episode.index_date, "Index date", index=True))
     result = []
     library = core_instruments.library()
     for (code, scale_code), rows in series.items():
