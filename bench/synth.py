@@ -5,9 +5,12 @@
 Creates a fresh STRIDE_HOME in a temporary folder (SQLite), runs the
 migrations, then times, each in its own process:
 
-* ``stride synth --patients N``: generating and writing everything;
+* ``stride synth --patients N``: generating and writing everything — the
+  clinical records and the follow-up (episodes, follow-ups, questionnaire
+  responses, scores, contacts);
 * the pure generator alone for the same N (no database): the floor set by
-  making the data;
+  making the data (its record count leaves out the scores, which the writer
+  computes);
 * a raw ``sqlite3`` ``executemany`` of as many rows as the synth run wrote,
   all patient-sized (11 columns, one transaction, one unique index, no ORM),
   into a scratch database: the floor set by SQLite itself.
@@ -42,6 +45,9 @@ staff = {"synthetic": ["c1", "c2", "c3"]}
 for patient in synth.generate(seed, n, ["synthetic"], dt.date.today(), staff):
     rows += 2 + len(patient.conditions) + len(patient.history) + len(patient.procedures)
     rows += sum(len(p.injectates) + len(p.adverse_events) for p in patient.procedures)
+    for episode in patient.episodes:
+        rows += 1 + len(episode.follow_ups)
+        rows += sum(len(f.responses) + len(f.contacts) for f in episode.follow_ups)
 print(time.perf_counter() - started, rows)
 """
 
@@ -114,7 +120,7 @@ def main() -> int:
         synth, output = _run([*_stride(), *command], env)
         counts = {
             what.strip(): int(number.replace(",", ""))
-            for what, number in re.findall(r"^\s+([a-z ]+?)\s+([\d,]+)$", output, re.M)
+            for what, number in re.findall(r"^\s+([a-z -]+?)\s+([\d,]+)$", output, re.M)
         }
         rows = sum(counts.values())
 

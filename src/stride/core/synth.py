@@ -22,6 +22,20 @@ Validity: every record obeys :mod:`stride.core.rules`, the catalog
 :func:`stride.core.injectates.validate`; :func:`check_patient` runs those
 checks on one generated patient, for tests.
 
+Follow-up: each condition's index treatment (the first regenerative or
+steroid injection, the bone-marrow concentrate after dextrose primers, and
+any surgery, which starts a new episode) gets a :class:`SynthEpisode` with one
+:class:`SynthFollowUp` per time point of the schedule
+(:mod:`stride.core.schedule`). For every window already open on ``today`` the
+generator decides whether the patient answered (realistic non-response that
+falls with time, likelier for those who answered the time point before),
+when (inside the window, after one of the contacts), what (the questionnaires
+of the schedule for the condition, answered from a per-episode latent
+improvement curve: responders, non-responders, relapses, steroid relief that
+fades) and which contacts were made (invitation, reminder, phone call,
+letter, with their outcomes). Outcomes draw from a stream of their own, so
+adding them left every patient's clinical record as it was.
+
 Record numbers are ``S<seed>-<index>`` (index counted from 1, at least six
 digits), so runs with different seeds never clash.
 """
@@ -35,10 +49,14 @@ from bisect import bisect
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 from itertools import accumulate
-from typing import Any
+from math import exp
+from typing import Any, NamedTuple
 
-from stride.core import anthropometry, injectates, rules
+from stride.core import anthropometry, injectates, rules, scoring
+from stride.core import instruments as core_instruments
+from stride.core import schedule as core_schedule
 from stride.core.catalog import Catalog, catalog, resolve_condition_codes
 from stride.core.errors import Invalid
 
@@ -152,6 +170,45 @@ class SynthProcedure:
     clinician: str  # username of one of the clinic's clinicians ("" when it has none)
     injectates: tuple[SynthInjectate, ...] = ()
     adverse_events: tuple[SynthAdverseEvent, ...] = ()
+    is_index: bool = False  # the treatment outcomes are measured from (starts an episode)
+
+
+Answer = int | str | None
+
+# The follow-up records are named tuples rather than frozen dataclasses: a large run makes
+# millions of them, and a frozen dataclass is several times slower to build.
+
+
+class SynthAnswers(NamedTuple):
+    instrument: str  # instrument code
+    answers: tuple[Answer, ...]  # in item order, as coded on the form
+
+
+class SynthContact(NamedTuple):
+    kind: str  # invitation | reminder | phone-call | letter
+    channel: str  # email | phone | letter
+    day: dt.date  # the day it was due (and made)
+    state: str  # sent | failed | done | open | cancelled
+    outcome: str = ""  # "" while open
+    finished_on: dt.date | None = None
+
+
+class SynthFollowUp(NamedTuple):
+    timepoint: str  # a time point code of the schedule
+    status: str  # completed | missed | due | pending | cancelled, as of today
+    collected_on: dt.date | None = None  # when answered (completed only)
+    source: str = ""  # patient | paper (completed only)
+    responses: tuple[SynthAnswers, ...] = ()  # one per instrument of the time point (completed only)
+    contacts: tuple[SynthContact, ...] = ()
+
+
+class SynthEpisode(NamedTuple):
+    condition: int  # index into the patient's conditions
+    procedure: int  # index into the patient's procedures: the index treatment
+    index_date: dt.date
+    follow_ups: tuple[SynthFollowUp, ...]  # one per time point of the schedule, in its order
+    ended_on: dt.date | None = None
+    end_reason: str = ""  # new-index | withdrawn
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +228,7 @@ class SynthPatient:
     conditions: tuple[SynthCondition, ...]
     history: tuple[SynthHistory, ...]
     procedures: tuple[SynthProcedure, ...]
+    episodes: tuple[SynthEpisode, ...] = ()
 
 
 # --------------------------------------------------------------------------- randomness
@@ -260,11 +318,7 @@ _FAMILY = (
 
 
 def _ascii(name: str) -> str:
-    plain = (
-        unicodedata.normalize("NFKD", name.replace("\u0131", "i"))
-        .encode("ascii", "ignore")
-        .decode()
-    )
+    plain = unicodedata.normalize("NFKD", name.replace("\u0131", "i")).encode("ascii", "ignore").decode()
     return "".join(ch for ch in plain.lower() if ch.isalnum())
 
 
@@ -459,9 +513,7 @@ def _prp(r: random.Random, volume: tuple[float, float]) -> SynthInjectate:
 
 def _lysate(r: random.Random) -> SynthInjectate:
     count = _dec(r.uniform(800, 3000), 1) if r.random() < 0.4 else None
-    return SynthInjectate(
-        "platelet-lysate", volume_ml=_dec(r.uniform(1, 3), 1), platelet_count=count
-    )
+    return SynthInjectate("platelet-lysate", volume_ml=_dec(r.uniform(1, 3), 1), platelet_count=count)
 
 
 def _bmc(r: random.Random) -> SynthInjectate:
@@ -528,9 +580,7 @@ def _plan(r: random.Random, code: str, site: str) -> list[Step]:
                 ("neurectomy", (60, 240), _NONE, ""),
             ]
         if x < 0.82:
-            return _repeat(
-                "perineural-platelet-lysate", 2 if r.random() < 0.3 else 1, (28, 42), _LYSATE
-            )
+            return _repeat("perineural-platelet-lysate", 2 if r.random() < 0.3 else 1, (28, 42), _LYSATE)
         if x < 0.95:
             return _repeat("prp-injection", 1, (0, 0), _PRP if r.random() < 0.6 else _LYSATE)
         return []
@@ -553,9 +603,7 @@ def _plan(r: random.Random, code: str, site: str) -> list[Step]:
         if x < 0.75:
             return _repeat("small-joint-injection-us", r.randint(1, 2), (28, 56), _PRP)
         if x < 0.85:
-            return _repeat(
-                "prolotherapy", r.randint(2, 4), (21, 42), _DEXTROSE, "mtp-1-collaterals"
-            )
+            return _repeat("prolotherapy", r.randint(2, 4), (21, 42), _DEXTROSE, "mtp-1-collaterals")
         if x < 0.93:
             return [("cheilectomy", (14, 90), _NONE, "")]
         if x < 0.95:
@@ -720,6 +768,7 @@ class _Builder:
         }
         for code in PROFILES:
             cat.condition(code)  # fail early if the catalog lost a condition the profiles use
+        self.outcomes = _Outcomes(seed, today, cat)
 
     # -- one patient
 
@@ -771,17 +820,9 @@ class _Builder:
 
         y = r.random()
         if y < 0.2:
-            if (
-                first == "morton-neuroma"
-                and self._first_steroid(procedures, history)
-                and r.random() < 0.6
-            ):
+            if first == "morton-neuroma" and self._first_steroid(procedures, history) and r.random() < 0.6:
                 self._wasting(born, conditions, history, procedures, clinic)
-            elif (
-                first != "ankle-sprain"
-                and conditions[0].laterality != "bilateral"
-                and r.random() < 0.25
-            ):
+            elif first != "ankle-sprain" and conditions[0].laterality != "bilateral" and r.random() < 0.25:
                 # the same condition on the other side: two conditions, one per side
                 self._condition(
                     first,
@@ -796,11 +837,7 @@ class _Builder:
                 )
             else:
                 second = first
-                while (
-                    second == first
-                    or _EXCLUSIVE.get(first) == second
-                    or second == "foot-muscle-wasting"
-                ):
+                while second == first or _EXCLUSIVE.get(first) == second or second == "foot-muscle-wasting":
                     second = _FIRST_CONDITION.pick(r)
                 prior = r.random() < 0.5
                 self._condition(
@@ -822,6 +859,7 @@ class _Builder:
 
         history.sort(key=lambda h: (h.started_on, h.condition))
         procedures.sort(key=lambda p: (p.performed_on, p.condition))
+        episodes = self.outcomes.episodes(conditions, procedures, consent, bool(email))
         return SynthPatient(
             clinic=clinic,
             record_number=record_number(self.seed, index),
@@ -838,6 +876,7 @@ class _Builder:
             conditions=tuple(conditions),
             history=tuple(history),
             procedures=tuple(procedures),
+            episodes=episodes,
         )
 
     def _later(self, visit: dt.date) -> dt.date:
@@ -845,12 +884,8 @@ class _Builder:
         return min(visit + _days(int(self.r.expovariate(1 / 200))), self.today)
 
     @staticmethod
-    def _first_steroid(
-        procedures: list[SynthProcedure], history: list[SynthHistory]
-    ) -> dt.date | None:
-        dates = [
-            p.performed_on for p in procedures if any(i.kind == "steroid" for i in p.injectates)
-        ]
+    def _first_steroid(procedures: list[SynthProcedure], history: list[SynthHistory]) -> dt.date | None:
+        dates = [p.performed_on for p in procedures if any(i.kind == "steroid" for i in p.injectates)]
         dates += [h.started_on for h in history if h.treatment == "steroid-injection"]
         return min(dates) if dates else None
 
@@ -952,9 +987,7 @@ class _Builder:
         if onset > self.today:
             return
         neuroma = conditions[0]
-        side = (
-            neuroma.laterality if neuroma.laterality != "bilateral" else r.choice(("left", "right"))
-        )
+        side = neuroma.laterality if neuroma.laterality != "bilateral" else r.choice(("left", "right"))
         site = {
             "im-space-2": "interossei-2",
             "im-space-3": "interossei-3",
@@ -1027,9 +1060,7 @@ class _Builder:
         elif response == "full" and r.random() < 0.7:
             relief = r.randint(4, 104)
         provider = r.choice(_PROVIDERS[category])
-        return SynthHistory(
-            index, treatment, rounded, precision, laterality, provider, response, relief
-        )
+        return SynthHistory(index, treatment, rounded, precision, laterality, provider, response, relief)
 
     def _procedure(
         self,
@@ -1055,9 +1086,7 @@ class _Builder:
             if r.random() < 0.75:
                 end = onset + _days(r.randint(1, 90))
                 resolved = end if end <= self.today else None
-            events = (
-                SynthAdverseEvent(kind, _SEVERITY.pick(r), _RELATEDNESS.pick(r), onset, resolved),
-            )
+            events = (SynthAdverseEvent(kind, _SEVERITY.pick(r), _RELATEDNESS.pick(r), onset, resolved),)
         return SynthProcedure(
             condition=index,
             procedure_type=code,
@@ -1070,6 +1099,568 @@ class _Builder:
             injectates=_injectates(r, what, site, session),
             adverse_events=events,
         )
+
+
+# --------------------------------------------------------------------------- questionnaire answers
+
+#: Item patterns: answers at one level spread over the items in this many ways.
+PATTERNS = 6
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The items of one scale that an answer level is spread over."""
+
+    scale: str
+    positions: tuple[int, ...]  # item positions in the instrument
+    values: tuple[tuple[int, ...], ...]  # per item: its numeric answers, from worst to best
+    points: int  # steps from all-worst to all-best over the group's items
+
+
+def _best_is_high(instrument: core_instruments.Instrument, scale: str, positions: Sequence[int]) -> bool:
+    """Whether the highest answer of these items is the best one, as the scale's rule scores it.
+
+    FAAM and LEFS code "no difficulty" 4, FAOS codes "no problem" 0 and scores
+    100 minus the percentage: scoring both extremes says which way is up.
+    """
+    items = instrument.items
+    target = instrument.scales[scale]
+
+    def value(high: bool) -> float | None:
+        answers: list[Answer] = [None] * len(items)
+        for i in positions:
+            answers[i] = items[i].high if high else items[i].low
+        return scoring.score(instrument, answers).scales[scale].value
+
+    low, high = value(False), value(True)
+    if low is None or high is None or low == high:
+        return target.higher_is_better
+    return (high > low) == target.higher_is_better
+
+
+@cache
+def _groups(code: str) -> tuple[_Group, ...]:
+    instrument = core_instruments.instrument(code)
+    where = {item.link_id: i for i, item in enumerate(instrument.items)}
+    taken: set[int] = set()
+    groups = []
+    for scale in instrument.scales.values():
+        positions = tuple(where[link] for link in scale.items if where[link] not in taken)
+        if not positions:
+            continue  # a composite scale (FFI total) over items its subscales already hold
+        taken.update(positions)
+        best_high = _best_is_high(instrument, scale.code, positions)
+        values = tuple(tuple(sorted(instrument.items[i].values, reverse=not best_high)) for i in positions)
+        groups.append(_Group(scale.code, positions, values, sum(len(v) - 1 for v in values)))
+    return tuple(groups)
+
+
+def answers_at(code: str, level: float | Mapping[str, float], pattern: int = 0) -> tuple[Answer, ...]:
+    """Answers to every item of instrument ``code`` putting each scale at ``level`` of its range.
+
+    ``level`` runs from 0 (the worst answer to every item) to 1 (the best),
+    whichever way the instrument codes its answers; a mapping gives a level
+    per scale (FAOS: symptoms, pain, adl, sport, qol). ``pattern`` (0 to
+    :data:`PATTERNS` − 1) chooses one of a few ways of spreading the same
+    total over the items, so patients at one level do not all answer alike.
+    Deterministic, valid by construction, and cached: the same arguments
+    give the same (shared) tuple.
+    """
+    groups = _groups(code)
+    targets = []
+    for group in groups:
+        if isinstance(level, int | float):
+            value = level
+        elif group.scale in level:
+            value = level[group.scale]
+        else:
+            raise Invalid(f"No level for scale {group.scale!r} of {code}.", "level")
+        targets.append(round(min(max(value, 0.0), 1.0) * group.points))
+    return _spread(code, tuple(targets), pattern % PATTERNS)
+
+
+@cache
+def _spread(code: str, targets: tuple[int, ...], pattern: int) -> tuple[Answer, ...]:
+    groups = _groups(code)
+    answers: list[Answer] = [None] * len(core_instruments.instrument(code).items)
+    for group, target in zip(groups, targets, strict=True):
+        n = len(group.positions)
+        tops = [len(v) - 1 for v in group.values]
+        share = target / group.points if group.points else 0.0
+        steps = [int(share * top) for top in tops]
+        rest = target - sum(steps)
+        i = (pattern * 7) % n
+        while rest > 0:
+            if steps[i] < tops[i]:
+                steps[i] += 1
+                rest -= 1
+            i = (i + 1) % n
+        for k in range(pattern):  # move a point from one item to another: same total, other profile
+            a, b = (pattern * 5 + 3 * k) % n, (pattern * 3 + 7 * k + 1) % n
+            if a != b and steps[a] > 0 and steps[b] < tops[b]:
+                steps[a] -= 1
+                steps[b] += 1
+        for position, values, step in zip(group.positions, group.values, steps, strict=True):
+            answers[position] = values[step]
+    return tuple(answers)
+
+
+# --------------------------------------------------------------------------- follow-up
+
+#: Share of patients answering each time point (the marginal rate aimed at).
+RESPONSE_RATES: Mapping[str, float] = {
+    "baseline": 0.85,
+    "1m": 0.70,
+    "3m": 0.60,
+    "6m": 0.50,
+    "12m": 0.40,
+    "24m": 0.30,
+    "36m": 0.30,
+}
+#: How much likelier a patient who answered the time point before answers this one (risk ratio).
+LOYALTY = 1.6
+
+_CHANNEL = {"invitation": "email", "reminder": "email", "phone-call": "phone", "letter": "letter"}
+#: What made a patient answer, by weight ("clinic": on paper at the visit of the index treatment).
+_TRIGGER = {"invitation": 60.0, "reminder": 22.0, "phone-call": 10.0, "letter": 8.0, "clinic": 35.0}
+#: Escalation: below the first share, email only; below the second, a phone call too; else a letter too.
+_ESCALATION = (0.35, 0.6)
+_PHONE_OUTCOMES = _Table(
+    [("no-answer", 35), ("left-message", 30), ("reached", 25), ("wrong-number", 5), ("declined", 5)]
+)
+#: Baseline function per instrument: mean and spread of the level (0 worst … 1 best).
+_BASELINE = {
+    "sane": (0.45, 0.15),
+    "faam-adl": (0.62, 0.14),
+    "faam-sports": (0.38, 0.17),
+    "lefs": (0.55, 0.14),
+    "faos": (0.52, 0.14),
+    "cait": (0.42, 0.15),
+}
+_FAOS_OFFSETS = {"symptoms": 0.05, "pain": 0.02, "adl": 0.08, "sport": -0.15, "qol": -0.1}
+#: Courses of improvement after each kind of index treatment, by weight.
+_COURSES = {
+    "regenerative": _Table([("durable", 50), ("none", 30), ("relapse", 20)]),
+    "steroid": _Table([("fading", 65), ("durable", 15), ("none", 20)]),
+    "surgery": _Table([("surgery", 75), ("none", 15), ("relapse", 10)]),
+}
+_REGENERATIVE = frozenset({"prp", "platelet-lysate", "bmc", "dextrose"})
+
+
+def _conditional_rates(plan: core_schedule.Schedule) -> dict[str, tuple[float, float]]:
+    """Per time point: the chance to answer after a missed and after an answered time point.
+
+    Chosen so that the overall rate is :data:`RESPONSE_RATES` when the time
+    point before was answered at its own rate, with answering :data:`LOYALTY`
+    times likelier after an answer.
+    """
+    rates = {}
+    previous: float | None = None
+    for point in plan.timepoints:
+        rate = RESPONSE_RATES.get(point.code, 0.3)
+        if previous is None:
+            rates[point.code] = (rate, rate)
+        else:
+            after_missed = rate / (previous * LOYALTY + 1 - previous)
+            rates[point.code] = (after_missed, min(after_missed * LOYALTY, 0.97))
+        previous = rate
+    return rates
+
+
+def _toward(base: float, gain: float) -> float:
+    """A level ``gain`` of the way from ``base`` to the best (or, negative, to the worst)."""
+    level = base + (1 - base) * gain if gain >= 0 else base * (1 + gain)
+    return min(max(level, 0.0), 1.0)
+
+
+def _round5(value: float) -> int:
+    return 5 * round(value / 5)
+
+
+class _Curve(NamedTuple):
+    """A latent improvement curve: 0 at the index, 1 for complete recovery, below 0 for worse."""
+
+    course: str
+    plateau: float
+    tau: float  # months to about two thirds of the plateau
+    fade: float  # months for relief to fade (fading, relapse)
+    relapse: float  # month relapse starts
+
+    def at(self, months: float) -> float:
+        rise = self.plateau * (1 - exp(-months / self.tau))
+        if self.course == "fading":
+            return self.plateau * (1 - exp(-months / 0.4)) * exp(-months / self.fade)
+        if self.course == "relapse" and months > self.relapse:
+            return rise * exp(-(months - self.relapse) / self.fade)
+        if self.course == "surgery":
+            return rise - 0.35 * exp(-months / 1.2)  # worse at first: recovering from the operation
+        return rise
+
+
+class _Outcomes:
+    """Episodes, follow-ups, answers and contacts, from a stream of their own."""
+
+    def __init__(self, seed: int, today: dt.date, cat: Catalog) -> None:
+        self.r = _Random(f"{seed}:follow-up")
+        self.today = today
+        self.plan = plan = core_schedule.schedule()
+        library = core_instruments.library()
+        self.at_baseline = {code: i.baseline for code, i in library.items()}
+        self.surgery = {code: p.category == "surgery" for code, p in cat.procedures.items()}
+        self.rates = _conditional_rates(plan)
+        self.ladder = [
+            (kind, _CHANNEL[kind], _days(plan.contact_days[kind])) for kind in core_schedule.CONTACT_KINDS
+        ]
+        self._windows: dict[dt.date, list[core_schedule.Window]] = {}
+        self._instruments: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._points = {
+            code: tuple((g.scale, g.points) for g in _groups(code))
+            for codes in plan.instruments.values()
+            for code in codes
+        }
+
+    def windows(self, index: dt.date) -> list[core_schedule.Window]:
+        windows = self._windows.get(index)
+        if windows is None:
+            windows = self._windows[index] = self.plan.windows(index)
+        return windows
+
+    def instruments(self, condition: str, timepoint: str) -> tuple[str, ...]:
+        key = (condition, timepoint)
+        codes = self._instruments.get(key)
+        if codes is None:
+            codes = self._instruments[key] = self.plan.instruments_for(
+                condition, timepoint, self.at_baseline.__getitem__
+            )
+        return codes
+
+    # -- which treatments are index treatments
+
+    def _kind(self, p: SynthProcedure) -> str:
+        kinds = {i.kind for i in p.injectates}
+        if "steroid" in kinds:
+            return "steroid"
+        if kinds & _REGENERATIVE:
+            return "regenerative"
+        return "surgery" if self.surgery[p.procedure_type] else ""
+
+    def indexes(self, procedures: Sequence[SynthProcedure]) -> list[tuple[int, str]]:
+        """(position, kind) of each index treatment, per condition in date order.
+
+        The first regenerative or steroid injection of a condition is its
+        index treatment, except that dextrose primers lead up to the
+        bone-marrow concentrate that follows within two months (the ankle
+        course); a later surgery starts an episode of its own.
+        """
+        by_condition: dict[int, list[int]] = {}
+        for position, p in enumerate(procedures):
+            by_condition.setdefault(p.condition, []).append(position)
+        chosen: list[tuple[int, str]] = []
+        for positions in by_condition.values():
+            picks: list[tuple[int, str]] = []
+            for position in positions:
+                kind = self._kind(procedures[position])
+                if kind in ("regenerative", "steroid"):
+                    first = procedures[position]
+                    if {i.kind for i in first.injectates} & _REGENERATIVE == {"dextrose"}:
+                        for later in positions:
+                            p = procedures[later]
+                            if 0 < (p.performed_on - first.performed_on).days <= 60 and any(
+                                i.kind == "bmc" for i in p.injectates
+                            ):
+                                position = later
+                                break
+                    picks.append((position, kind))
+                    break
+            picks += [(x, "surgery") for x in positions if self.surgery[procedures[x].procedure_type]]
+            picks.sort(key=lambda pick: (procedures[pick[0]].performed_on, pick[0]))
+            last: dt.date | None = None
+            for position, kind in picks:
+                day = procedures[position].performed_on
+                if last is None or day > last:  # a new index treatment comes after the one before
+                    chosen.append((position, kind))
+                    last = day
+        return chosen
+
+    # -- episodes
+
+    def episodes(
+        self,
+        conditions: Sequence[SynthCondition],
+        procedures: list[SynthProcedure],
+        consent: SynthConsent,
+        email: bool,
+    ) -> tuple[SynthEpisode, ...]:
+        """The episodes of one patient; marks their index treatments in ``procedures``."""
+        indexes = self.indexes(procedures)
+        if not indexes:
+            return ()
+        pattern = self.r.randint(0, PATTERNS - 1)
+        for position, _ in indexes:
+            procedures[position] = _replace_index(procedures[position])
+        withdrawn = consent.withdrawn_on
+        result = []
+        for k, (position, kind) in enumerate(indexes):
+            procedure = procedures[position]
+            index = procedure.performed_on
+            ended, reason = None, ""
+            for later, _ in indexes[k + 1 :]:
+                if procedures[later].condition == procedure.condition:
+                    ended, reason = procedures[later].performed_on, "new-index"
+                    break
+            if withdrawn is not None and withdrawn >= index and (ended is None or withdrawn < ended):
+                ended, reason = withdrawn, "withdrawn"
+            # Recorded after the patient withdrew: followed, but never contacted (not consenting).
+            reachable = withdrawn is None or withdrawn >= index
+            result.append(
+                self._episode(
+                    procedure.condition,
+                    position,
+                    index,
+                    kind,
+                    conditions[procedure.condition].condition_type,
+                    ended,
+                    reason,
+                    consent.consented_on,
+                    email,
+                    pattern,
+                    reachable,
+                )
+            )
+        return tuple(result)
+
+    def _curve(self, kind: str) -> _Curve:
+        uniform = self.r.uniform
+        course = _COURSES[kind].pick(self.r)
+        if course == "durable":
+            return _Curve(course, uniform(0.55, 0.95), uniform(0.8, 3.0), 0.0, 0.0)
+        if course == "none":
+            return _Curve(course, uniform(-0.15, 0.25), uniform(0.5, 2.0), 0.0, 0.0)
+        if course == "relapse":
+            return _Curve(course, uniform(0.5, 0.9), uniform(0.5, 2.0), uniform(3, 8), uniform(3, 10))
+        if course == "fading":
+            return _Curve(course, uniform(0.5, 0.85), 1.0, uniform(1.5, 3.5), 0.0)
+        return _Curve(course, uniform(0.6, 0.95), uniform(2.0, 4.0), 0.0, 0.0)
+
+    def _episode(
+        self,
+        condition: int,
+        position: int,
+        index: dt.date,
+        kind: str,
+        code: str,
+        ended: dt.date | None,
+        reason: str,
+        consented: dt.date,
+        email: bool,
+        pattern: int,
+        reachable: bool,
+    ) -> SynthEpisode:
+        r = self.r
+        random_ = r.random
+        today = self.today
+        curve = self._curve(kind)
+        pain = min(max(round(6.4 + _noise(r, 1.5)), 3), 10)
+        base = {}
+        for instrument in self.plan.instruments.get(code, self.plan.instruments["default"]):
+            mean, sd = _BASELINE.get(instrument, (0.5, 0.15))
+            base[instrument] = min(max(mean + _noise(r, sd), 0.05), 0.9)
+        rates = self.rates
+        answered_before = False
+        follow_ups = []
+        for point, window in zip(self.plan.timepoints, self.windows(index), strict=True):
+            tp = point.code
+            if ended is not None and window.due >= ended:
+                follow_ups.append(SynthFollowUp(tp, "cancelled"))
+                continue
+            if window.opens > today:
+                follow_ups.append(SynthFollowUp(tp, "pending"))
+                continue
+            ladder: list[tuple[str, str, dt.date]] = []
+            if reachable:
+                start = window.opens if window.opens > consented else consented
+                closes = window.closes
+                # Emails go to everyone; the coordinator phones some, and writes to some of those
+                # (and always to a patient without an email address).
+                x = random_() if email else 1.0
+                steps = self.ladder if x >= _ESCALATION[0] else self.ladder[:2]
+                if _ESCALATION[0] <= x < _ESCALATION[1]:
+                    steps = self.ladder[:3]
+                for contact, channel, offset in steps:
+                    day = start + offset
+                    if day > closes:
+                        break
+                    ladder.append((contact, channel, day))
+            after_missed, after_answered = rates[tp]
+            # Asked only once in the registry: a window closed before consent has nobody to answer it.
+            askable = reachable and consented <= window.closes
+            answering = askable and random_() < (after_answered if answered_before else after_missed)
+            answered_before = answering
+            trigger, day = self._answer_day(window, ladder, email, point) if answering else ("", None)
+            if day is not None and ended is not None and day >= ended:
+                trigger, day = "", None
+            contacts = self._contacts(ladder, trigger, day, window, ended, email) if ladder else ()
+            if day is not None and day <= today:
+                paper = trigger in ("clinic", "letter") or (trigger == "phone-call" and random_() < 0.5)
+                follow_ups.append(
+                    SynthFollowUp(
+                        tp,
+                        "completed",
+                        day,
+                        "paper" if paper else "patient",
+                        self._responses(code, tp, point.months, curve, pain, base, pattern),
+                        contacts,
+                    )
+                )
+            else:
+                open_ = ended is None and window.accepts_until >= today
+                follow_ups.append(SynthFollowUp(tp, "due" if open_ else "missed", contacts=contacts))
+        return SynthEpisode(condition, position, index, tuple(follow_ups), ended, reason)
+
+    def _answer_day(
+        self,
+        window: core_schedule.Window,
+        ladder: Sequence[tuple[str, str, dt.date]],
+        email: bool,
+        point: core_schedule.TimePoint,
+    ) -> tuple[str, dt.date | None]:
+        """What made the patient answer, and the day they did."""
+        r = self.r
+        options = [(kind, day) for kind, channel, day in ladder if email or channel != "email"]
+        baseline = point.code == "baseline"
+        if baseline:  # also on paper, in the clinic, on the day of the treatment
+            options.append(("clinic", window.closes))
+        if not options:
+            return "", None
+        x = r.random() * sum(_TRIGGER[kind] for kind, _ in options)
+        for kind, day in options:  # noqa: B007 (the pick is the pair the loop stops at)
+            x -= _TRIGGER[kind]
+            if x < 0:
+                break
+        if kind == "clinic":
+            return kind, day
+        day = min(day + _DELAYS[min(int(r.expovariate(1 / 1.5)), 10)], window.closes)
+        if baseline and point.grace_days and r.random() < 0.05:  # sent in after the index day: flagged
+            day = window.closes + _days(r.randint(1, point.grace_days))
+        return kind, day
+
+    def _contacts(
+        self,
+        ladder: Sequence[tuple[str, str, dt.date]],
+        trigger: str,
+        answered_on: dt.date | None,
+        window: core_schedule.Window,
+        ended: dt.date | None,
+        email: bool,
+    ) -> tuple[SynthContact, ...]:
+        """The contacts made for one follow-up: each step of the ladder whose day came before an answer."""
+        r = self.r
+        today = self.today
+        answered = answered_on if answered_on is not None and answered_on <= today else None
+        contacts = []
+        for kind, channel, day in ladder:
+            if day > today or (ended is not None and day >= ended):
+                break
+            # Made before the answer came (the invitation, and the contact that brought it, that day).
+            if answered_on is not None and (
+                day > answered_on or (day == answered_on and kind not in (trigger, "invitation"))
+            ):
+                break
+            if channel == "email":
+                if not email:
+                    contacts.append(SynthContact(kind, channel, day, "failed", "no-email", day))
+                elif r.random() < 0.01:
+                    contacts.append(SynthContact(kind, channel, day, "failed", "send-error", day))
+                else:
+                    contacts.append(SynthContact(kind, channel, day, "sent", "sent", day))
+                continue
+            if kind == trigger:
+                outcome = "reached" if kind == "phone-call" else "letter-sent"
+                contacts.append(SynthContact(kind, channel, day, "done", outcome, day))
+                continue
+            handled = day + _DELAYS[r.randint(0, 3)] if r.random() < 0.7 else None
+            if (
+                handled is not None
+                and handled <= today
+                and handled <= window.accepts_until
+                and (answered is None or handled < answered)
+                and (ended is None or handled < ended)
+            ):
+                outcome = _PHONE_OUTCOMES.pick(r) if kind == "phone-call" else "letter-sent"
+                contacts.append(SynthContact(kind, channel, day, "done", outcome, handled))
+            elif answered is not None:
+                contacts.append(SynthContact(kind, channel, day, "cancelled", "answered", answered))
+            elif ended is not None:
+                contacts.append(SynthContact(kind, channel, day, "cancelled", "episode-ended", ended))
+            elif window.accepts_until < today:
+                closed = window.accepts_until + _DELAYS[1]
+                contacts.append(SynthContact(kind, channel, day, "cancelled", "window-closed", closed))
+            else:
+                contacts.append(SynthContact(kind, channel, day, "open"))  # on the worklist today
+        return tuple(contacts)
+
+    def _responses(
+        self,
+        code: str,
+        timepoint: str,
+        months: int,
+        curve: _Curve,
+        pain: int,
+        base: Mapping[str, float],
+        pattern: int,
+    ) -> tuple[SynthAnswers, ...]:
+        """The answers to every questionnaire of a time point, from the episode's curve."""
+        r = self.r
+        gain = 0.0 if months == 0 else min(max(curve.at(months) + _noise(r, 0.06), -0.6), 1.0)
+        result = []
+        for instrument in self.instruments(code, timepoint):
+            if instrument == "nprs":
+                value = pain * (1 - gain) if gain >= 0 else pain + (10 - pain) * -gain
+                answers: tuple[Answer, ...] = _SINGLE[min(max(round(value + _noise(r, 0.5)), 0), 10)]
+            elif instrument == "percent-improvement":
+                value = 100 * gain + _noise(r, 7)
+                rounded = _round5(value) if r.random() < 0.8 else round(value)
+                answers = _SINGLE[min(max(rounded, -100), 100)]
+            elif instrument == "sane":
+                value = 100 * _toward(base["sane"], gain) + _noise(r, 4)
+                answers = _SINGLE[min(max(_round5(value), 0), 100)]
+            else:
+                level = _toward(base.get(instrument, 0.5), gain + _noise(r, 0.04))
+                if instrument == "faos":
+                    targets = tuple(
+                        round(min(max(level + _FAOS_OFFSETS[scale], 0.0), 1.0) * points)
+                        for scale, points in self._points[instrument]
+                    )
+                else:
+                    targets = tuple(round(level * points) for _, points in self._points[instrument])
+                answers = _spread(instrument, targets, pattern)
+            result.append(SynthAnswers(instrument, answers))
+        return tuple(result)
+
+
+def _noise(r: random.Random, sd: float) -> float:
+    """Roughly normal noise of spread ``sd`` (three uniforms: quicker than ``gauss``, and bounded)."""
+    return (r.random() + r.random() + r.random() - 1.5) * 2 * sd
+
+
+_DELAYS = tuple(dt.timedelta(days=n) for n in range(11))
+_SINGLE = {value: (value,) for value in range(-100, 101)}
+
+
+def _replace_index(p: SynthProcedure) -> SynthProcedure:
+    return SynthProcedure(
+        p.condition,
+        p.procedure_type,
+        p.performed_on,
+        p.laterality,
+        p.site,
+        p.image_guidance,
+        p.candidacy,
+        p.clinician,
+        p.injectates,
+        p.adverse_events,
+        True,
+    )
 
 
 def generate(
@@ -1119,12 +1710,8 @@ def check_patient(patient: SynthPatient, today: dt.date, cat: Catalog | None = N
     consent = patient.consent
     rules.event_date(consent.consented_on, "consented_on", "consent date", born=born, today=today)
     if consent.withdrawn_on is not None:
-        rules.event_date(
-            consent.withdrawn_on, "withdrawn_on", "withdrawal date", born=born, today=today
-        )
-    rules.not_before(
-        consent.withdrawn_on, consent.consented_on, "withdrawn_on", "Withdrawn before consent."
-    )
+        rules.event_date(consent.withdrawn_on, "withdrawn_on", "withdrawal date", born=born, today=today)
+    rules.not_before(consent.withdrawn_on, consent.consented_on, "withdrawn_on", "Withdrawn before consent.")
 
     for c in patient.conditions:
         condition = cat.condition(c.condition_type)
@@ -1133,26 +1720,16 @@ def check_patient(patient: SynthPatient, today: dt.date, cat: Catalog | None = N
         )
         rules.event_date(c.onset_date, "onset_date", "onset date", born=born, today=today)
         if c.resolved_on is not None:
-            rules.event_date(
-                c.resolved_on, "resolved_on", "resolution date", born=born, today=today
-            )
+            rules.event_date(c.resolved_on, "resolved_on", "resolution date", born=born, today=today)
         rules.not_before(c.resolved_on, c.onset_date, "resolved_on", "Resolved before onset.")
-        if c.status not in ("active", "resolved") or (c.resolved_on is not None) != (
-            c.status == "resolved"
-        ):
-            raise Invalid(
-                "A resolved condition has a resolution date, an active one none.", "status"
-            )
+        if c.status not in ("active", "resolved") or (c.resolved_on is not None) != (c.status == "resolved"):
+            raise Invalid("A resolved condition has a resolution date, an active one none.", "status")
         for other in patient.conditions:
             if other is c or other.status != "active" or c.status != "active":
                 continue
-            overlap = (
-                "bilateral" in (c.laterality, other.laterality) or c.laterality == other.laterality
-            )
+            overlap = "bilateral" in (c.laterality, other.laterality) or c.laterality == other.laterality
             if overlap and other.condition_type in condition.excludes:
-                raise Invalid(
-                    f"{c.condition_type} and {other.condition_type} on one side.", "condition_type"
-                )
+                raise Invalid(f"{c.condition_type} and {other.condition_type} on one side.", "condition_type")
 
     for h in patient.history:
         if h.treatment not in cat.treatments:
@@ -1171,9 +1748,7 @@ def check_patient(patient: SynthPatient, today: dt.date, cat: Catalog | None = N
         procedure = cat.procedure(p.procedure_type)
         condition = patient.conditions[p.condition]
         rules.event_date(p.performed_on, "performed_on", "procedure date", born=born, today=today)
-        rules.not_before(
-            p.performed_on, condition.onset_date, "performed_on", "Procedure before onset."
-        )
+        rules.not_before(p.performed_on, condition.onset_date, "performed_on", "Procedure before onset.")
         rules.procedure_side(p.laterality, condition.laterality)
         if p.laterality not in ("left", "right"):
             raise Invalid("A procedure is done on one side.", "laterality")
@@ -1195,10 +1770,102 @@ def check_patient(patient: SynthPatient, today: dt.date, cat: Catalog | None = N
             rules.not_before(
                 e.onset_date, p.performed_on, "onset_date", "Adverse event before its procedure."
             )
-            rules.not_before(
-                e.resolved_on, e.onset_date, "resolved_on", "Resolved before it began."
-            )
+            rules.not_before(e.resolved_on, e.onset_date, "resolved_on", "Resolved before it began.")
             if e.resolved_on is not None and e.resolved_on > today:
                 raise Invalid("The resolution date is in the future.", "resolved_on")
             if e.severity not in SEVERITIES or e.relatedness not in RELATEDNESS:
                 raise Invalid("Unknown severity or relatedness.", "severity")
+
+    check_follow_up(patient, today)
+
+
+FOLLOW_UP_STATES = ("completed", "missed", "due", "pending", "cancelled")
+CONTACT_STATES = {
+    "email": {("sent", "sent"), ("failed", "no-email"), ("failed", "send-error")},
+    "task": {
+        ("done", "reached"),
+        ("done", "no-answer"),
+        ("done", "left-message"),
+        ("done", "wrong-number"),
+        ("done", "declined"),
+        ("done", "letter-sent"),
+        ("cancelled", "answered"),
+        ("cancelled", "window-closed"),
+        ("cancelled", "episode-ended"),
+        ("open", ""),
+    },
+}
+
+
+def check_follow_up(patient: SynthPatient, today: dt.date) -> None:
+    """Check one patient's episodes, follow-ups, answers and contacts; :class:`Invalid` at the first fault."""
+    plan = core_schedule.schedule()
+    library = core_instruments.library()
+    consent = patient.consent
+    indexes = {e.procedure for e in patient.episodes}
+    for position, p in enumerate(patient.procedures):
+        if p.is_index != (position in indexes):
+            raise Invalid("An index treatment without its episode, or the other way round.", "is_index")
+    last: dict[int, dt.date] = {}
+    for e in patient.episodes:
+        procedure = patient.procedures[e.procedure]
+        if procedure.condition != e.condition or procedure.performed_on != e.index_date:
+            raise Invalid("An episode does not start at its index treatment.", "index_date")
+        if e.condition in last and e.index_date <= last[e.condition]:
+            raise Invalid("A new index treatment must come after the one before.", "index_date")
+        last[e.condition] = e.index_date
+        if (e.ended_on is None) != (e.end_reason == "") or e.end_reason not in ("", "new-index", "withdrawn"):
+            raise Invalid("An ended episode says why, and only then.", "end_reason")
+        if e.ended_on is not None and not e.index_date <= e.ended_on <= today:
+            raise Invalid("An episode ends between its index date and today.", "ended_on")
+        code = patient.conditions[e.condition].condition_type
+        windows = plan.windows(e.index_date)
+        if [f.timepoint for f in e.follow_ups] != [w.timepoint for w in windows]:
+            raise Invalid("An episode has one follow-up per time point, in order.", "timepoint")
+        for f, window in zip(e.follow_ups, windows, strict=True):
+            if f.status not in FOLLOW_UP_STATES:
+                raise Invalid(f"Unknown follow-up status {f.status!r}.", "status")
+            censored = e.ended_on is not None and window.due >= e.ended_on
+            if (f.status == "cancelled") != censored:
+                raise Invalid("Only follow-ups due after their episode ended are cancelled.", "status")
+            if not censored and (f.status == "pending") != (window.opens > today):
+                raise Invalid("A follow-up is pending exactly until its window opens.", "status")
+            if f.status == "due" and (window.accepts_until < today or e.ended_on is not None):
+                raise Invalid("A due follow-up is open today.", "status")
+            if (f.status == "completed") != (f.collected_on is not None) or bool(f.responses) != (
+                f.collected_on is not None
+            ):
+                raise Invalid("A follow-up is completed exactly when it has answers.", "status")
+            if f.collected_on is not None:
+                if not max(window.opens, consent.consented_on) <= f.collected_on <= window.accepts_until:
+                    raise Invalid("Answers are collected inside their window.", "collected_on")
+                if f.collected_on > today or (e.ended_on is not None and f.collected_on >= e.ended_on):
+                    raise Invalid(
+                        "Answers are collected by today and before the episode ended.", "collected_on"
+                    )
+                if "late" in window.flags_for(f.collected_on):
+                    raise Invalid("Late answers do not complete a follow-up.", "collected_on")
+                if f.source not in ("patient", "paper"):
+                    raise Invalid(f"Unknown source {f.source!r}.", "source")
+                expected = plan.instruments_for(code, f.timepoint, lambda c: library[c].baseline)
+                if tuple(a.instrument for a in f.responses) != expected:
+                    raise Invalid(
+                        "A follow-up is answered with the questionnaires of its time point.", "instrument"
+                    )
+                for answer_set in f.responses:
+                    scoring.validate_answers(library[answer_set.instrument], list(answer_set.answers))
+            for c in f.contacts:
+                if not consent.consented_on <= c.day <= min(today, window.closes):
+                    raise Invalid("A contact is made after consent, by today, inside its window.", "due_at")
+                if consent.withdrawn_on is not None and c.day >= consent.withdrawn_on:
+                    raise Invalid("No contact after the patient withdrew.", "due_at")
+                if f.collected_on is not None and c.day > f.collected_on:
+                    raise Invalid("No contact after the answers came in.", "due_at")
+                kind = "email" if c.channel == "email" else "task"
+                if (c.state, c.outcome) not in CONTACT_STATES[kind]:
+                    raise Invalid(f"A {c.kind} cannot be {c.state} with outcome {c.outcome!r}.", "state")
+                if (c.finished_on is None) != (c.state == "open"):
+                    raise Invalid("A contact is finished unless it is still open.", "finished_at")
+            kinds = [c.kind for c in f.contacts]
+            if kinds != list(core_schedule.CONTACT_KINDS[: len(kinds)]):
+                raise Invalid("Contacts follow the ladder: invitation, reminder, phone call, letter.", "kind")

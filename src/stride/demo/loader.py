@@ -4,16 +4,29 @@ Clinics and logins are matched by slug and username, story patients by their
 record number: whatever already exists is left as it is, so running the
 loader twice changes nothing. Every story record goes through ``full_clean``,
 the same validation as the pages.
+
+A story's index treatment starts its follow-up as on the pages (the
+``post_save`` signal of :mod:`stride.outcomes.signals`). The questionnaires
+the story says were answered are then given through
+:func:`stride.outcomes.services.save_answers`, as a patient would, on a day
+inside their window, after the contacts the worker would have made by then
+(the invitation, and the reminder when the answer came after its day). A
+follow-up whose window is open today and that the story leaves unanswered
+keeps its invitation, reminder and open phone-call task, for the worklist.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from stride.care.models import (
     AdverseEvent,
@@ -29,7 +42,11 @@ from stride.care.models import (
     TreatmentKind,
 )
 from stride.clinics.models import Clinic, Membership, User
-from stride.demo.stories import CLINICS, LOGINS, Story, stories
+from stride.core import instruments as core_instruments
+from stride.core import schedule as core_schedule
+from stride.demo.stories import CLINICS, LOGINS, Story, stories, story_answers
+from stride.outcomes.models import Contact, Episode, FollowUp, QuestionnaireResponse
+from stride.outcomes.services import save_answers
 from stride.patients.models import Consent, Patient
 
 _DECIMALS = {
@@ -105,10 +122,12 @@ def load_story(story: Story, clinic: Clinic, users: dict[str, User]) -> bool:
         values["treatment"] = TreatmentKind.objects.get(code=values["treatment"])
         values["condition"] = conditions[values["condition"]]
         _saved(TreatmentHistory(patient=patient, **values))
+    answered: list[tuple[Procedure, dict[str, Any]]] = []
     for spec in story.procedures:
         values = dict(spec)
         injectates = values.pop("injectates", [])
         events = values.pop("adverse_events", [])
+        follow_up = values.pop("follow_up", None)
         values["condition"] = conditions[values["condition"]]
         values["procedure_type"] = ProcedureType.objects.get(code=values["procedure_type"])
         values["site"] = Site.objects.get(code=values["site"]) if values.get("site") else None
@@ -124,7 +143,86 @@ def load_story(story: Story, clinic: Clinic, users: dict[str, User]) -> bool:
             fields["kind"] = AdverseEventKind.objects.get(code=fields["kind"])
             fields["adjudicated_by"] = users[fields["adjudicated_by"]]
             _saved(AdverseEvent(procedure=procedure, **fields))
+        if follow_up is not None:
+            answered.append((procedure, follow_up))
+    for procedure, follow_up in answered:
+        load_follow_up(patient, procedure, follow_up, users)
     return True
+
+
+_CHANNELS = {"invitation": "email", "reminder": "email", "phone-call": "phone", "letter": "letter"}
+
+
+def _at(day: dt.date, hour: int, minute: int, zone: ZoneInfo) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+
+
+def load_follow_up(
+    patient: Patient, procedure: Procedure, answered: dict[str, dict[str, Any]], users: dict[str, User]
+) -> None:
+    """A story's answered questionnaires, with the contacts made before each, for one index treatment.
+
+    ``answered``: time point -> {"after": days from the invitation to the
+    answers, "answers": instrument -> answers or level}. Time points the
+    story does not answer are left as the schedule has them (due, pending,
+    or missed with their contacts).
+    """
+    episode = Episode.objects.get(index_procedure=procedure)
+    zone = ZoneInfo(patient.clinic.time_zone)
+    today = patient.clinic.today()
+    plan = core_schedule.schedule()
+    library = core_instruments.library()
+    consented = min(patient.consents.values_list("consented_on", flat=True))
+    for follow_up in episode.follow_ups.order_by("due_on"):
+        window = follow_up.window
+        if window.opens > today:
+            continue
+        start = max(window.opens, consented)
+        spec = answered.get(follow_up.timepoint)
+        collected = None
+        if spec is not None:
+            collected = min(start + dt.timedelta(days=spec.get("after", 1)), window.closes)
+            if collected > today:
+                collected = None
+        for kind in core_schedule.CONTACT_KINDS:
+            day = start + dt.timedelta(days=plan.contact_days[kind])
+            if day > window.closes or day > today or (collected is not None and day >= collected):
+                break
+            due = _at(day, 9, 0, zone)
+            contact = Contact(follow_up=follow_up, kind=kind, channel=_CHANNELS[kind], due_at=due)
+            if contact.channel == Contact.Channel.EMAIL:
+                contact.state, contact.outcome, contact.attempts = Contact.State.SENT, Contact.Outcome.SENT, 1
+                contact.claimed_by, contact.claimed_at = "demo", due
+                contact.finished_at = due + dt.timedelta(minutes=1)
+            elif collected is None and window.accepts_until >= today:
+                contact.state = Contact.State.OPEN  # on the coordinator's worklist today
+            else:
+                contact.state = Contact.State.DONE
+                letter = kind == "letter"
+                contact.outcome = Contact.Outcome.LETTER_SENT if letter else Contact.Outcome.NO_ANSWER
+                contact.handled_by = users["coordinator"]
+                contact.finished_at = due + dt.timedelta(hours=5)
+            _saved(contact)
+        if collected is None:
+            continue
+        for instrument, value in spec["answers"].items():
+            save_answers(
+                patient=patient,
+                follow_up=follow_up,
+                instrument=instrument,
+                version=library[instrument].version,
+                answers=story_answers(instrument, value),
+                source="patient",
+                submit=True,
+                collected_on=collected,
+            )
+        # Answered that day, not the day the demo was loaded (and not later than now).
+        submitted = min(_at(collected, 19, 12, zone), timezone.now())
+        QuestionnaireResponse.objects.filter(follow_up=follow_up).update(
+            started_at=submitted - dt.timedelta(minutes=4), submitted_at=submitted
+        )
+        FollowUp.objects.filter(pk=follow_up.pk, completed_at__isnull=False).update(completed_at=submitted)
+    Contact.objects.filter(follow_up__episode=episode).update(created_at=F("due_at"))
 
 
 def load_demo(

@@ -13,6 +13,14 @@ The three patients are written as structured records in Stride's own words:
   dextrose primers, bone-marrow concentrate with PRP, a PRP booster, and
   orthotics.
 
+Each story's index treatment (``is_index``) starts its follow-up, and the
+questionnaires the patient has already answered come with it
+(``follow_up``: per time point, how many days after the invitation the
+patient answered and their answers). The platelet-lysate patient is about
+half better at one month and free of pain at the latest time point; the
+runner is 60 % better at six months; the ankle patient gets steadily more
+stable, and his six-month questionnaire is open today, not yet answered.
+
 Dates are set relative to the day the demo is loaded, so follow-up falls due
 as it would in a real clinic. Everything here is fiction.
 """
@@ -22,6 +30,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
+
+from stride.core.synth import answers_at
 
 DEMO_PASSWORD_DEFAULT = "stride-demo-2026"
 
@@ -70,7 +80,29 @@ class Story:
     consent: dict[str, Any]
     conditions: dict[str, dict[str, Any]]  # key -> condition fields (condition_type, site by code)
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: An index procedure (``is_index``) may carry ``follow_up``: time point -> {"after": days
+    #: after the invitation the patient answered, "answers": instrument -> answers}.
     procedures: list[dict[str, Any]] = field(default_factory=list)
+
+
+StoryAnswers = int | float | list[int | str | None]
+
+
+def story_answers(instrument: str, value: StoryAnswers) -> list[int | str | None]:
+    """A story's answers to one instrument, in item order.
+
+    A whole number is the answer to a one-item instrument (pain 7, 50 %
+    better); a fraction is a level of a multi-item one, 0 the worst and 1 the
+    best whichever way its items are coded (:func:`stride.core.synth.answers_at`);
+    a list is every answer as given.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{instrument}: {value!r} is not an answer.")
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, float):
+        return list(answers_at(instrument, value))
+    return list(value)
 
 
 def _born(today: dt.date, age: int, month: int, day: int) -> dt.date:
@@ -87,9 +119,9 @@ def stories(today: dt.date) -> list[Story]:
     def ago(days: int) -> dt.date:
         return today - dt.timedelta(days=days)
 
-    neuroma_pl = ago(213)  # about seven months ago
+    neuroma_pl = ago(213)  # about seven months ago: baseline, 1, 3 and 6 months answered
     mtp_index = ago(205)
-    ankle_index = ago(120)
+    ankle_index = ago(165)  # five and a half months ago: the six-month window is open today
 
     neuroma = Story(
         clinic="lakeside",
@@ -215,9 +247,25 @@ def stories(today: dt.date) -> list[Story]:
                 "site": "im-space-3",
                 "laterality": "left",
                 "image_guidance": "ultrasound",
+                "is_index": True,
                 "candidacy": "good",
                 "notes": "Perineural injection around the common digital nerve of the 3rd space.",
                 "injectates": [{"kind": "platelet-lysate", "volume_ml": "2"}],
+                "follow_up": {
+                    "baseline": {"after": 2, "answers": {"nprs": 7, "sane": 35, "faam-adl": 0.55}},
+                    "1m": {
+                        "after": 1,
+                        "answers": {"nprs": 4, "percent-improvement": 50, "sane": 60, "faam-adl": 0.74},
+                    },
+                    "3m": {
+                        "after": 5,
+                        "answers": {"nprs": 1, "percent-improvement": 85, "sane": 85, "faam-adl": 0.92},
+                    },
+                    "6m": {
+                        "after": 2,
+                        "answers": {"nprs": 0, "percent-improvement": 100, "sane": 100, "faam-adl": 1.0},
+                    },
+                },
             },
         ],
     )
@@ -282,8 +330,45 @@ def stories(today: dt.date) -> list[Story]:
                 "site": "mtp-1",
                 "laterality": "right",
                 "image_guidance": "ultrasound",
+                "is_index": True,
                 "candidacy": "good",
                 "notes": "Same-day bone-marrow concentrate into the 1st MTP joint.",
+                "follow_up": {
+                    "baseline": {
+                        "after": 1,
+                        "answers": {"nprs": 6, "sane": 40, "faam-adl": 0.62, "faam-sports": 0.22},
+                    },
+                    "1m": {
+                        "after": 2,
+                        "answers": {
+                            "nprs": 5,
+                            "percent-improvement": 20,
+                            "sane": 45,
+                            "faam-adl": 0.66,
+                            "faam-sports": 0.28,
+                        },
+                    },
+                    "3m": {
+                        "after": 6,
+                        "answers": {
+                            "nprs": 3,
+                            "percent-improvement": 45,
+                            "sane": 60,
+                            "faam-adl": 0.8,
+                            "faam-sports": 0.5,
+                        },
+                    },
+                    "6m": {
+                        "after": 1,
+                        "answers": {
+                            "nprs": 2,
+                            "percent-improvement": 60,
+                            "sane": 70,
+                            "faam-adl": 0.88,
+                            "faam-sports": 0.66,
+                        },
+                    },
+                },
                 "injectates": [
                     {"kind": "bmc", "volume_ml": "2", "aspirate_volume_ml": "60", "tnc_per_ml": "42"},
                     {
@@ -411,8 +496,44 @@ def stories(today: dt.date) -> list[Story]:
                 "site": "atfl-cfl",
                 "laterality": "left",
                 "image_guidance": "ultrasound",
+                "is_index": True,
                 "candidacy": "good",
                 "notes": "Bone-marrow concentrate with PRP into the ATFL and CFL.",
+                # Six months: open today, left for the patient (and the worklist).
+                "follow_up": {
+                    "baseline": {
+                        "after": 3,
+                        "answers": {
+                            "nprs": 5,
+                            "sane": 45,
+                            "faam-adl": 0.7,
+                            "faam-sports": 0.34,
+                            "cait": 0.3,
+                        },
+                    },
+                    "1m": {
+                        "after": 1,
+                        "answers": {
+                            "nprs": 4,
+                            "percent-improvement": 25,
+                            "sane": 55,
+                            "faam-adl": 0.77,
+                            "faam-sports": 0.44,
+                            "cait": 0.47,
+                        },
+                    },
+                    "3m": {
+                        "after": 2,
+                        "answers": {
+                            "nprs": 2,
+                            "percent-improvement": 55,
+                            "sane": 75,
+                            "faam-adl": 0.9,
+                            "faam-sports": 0.69,
+                            "cait": 0.7,
+                        },
+                    },
+                },
                 "injectates": [
                     {"kind": "bmc", "volume_ml": "3", "aspirate_volume_ml": "60", "tnc_per_ml": "35"},
                     {

@@ -1,10 +1,33 @@
 """Write synthetic patients (:mod:`stride.core.synth`) to the database, fast.
 
 The generator guarantees that every record obeys the core rules, so rows are
-written with ``bulk_create`` in large batches, without ``full_clean`` and
-without a query per row: catalog codes are resolved to table rows once, up
-front, and the ICD-10-CM codes a condition's ``save()`` would derive are set
-here from the catalog files (``bulk_create`` bypasses ``save()``).
+written in bulk, without ``full_clean``, without model instances and without
+a query per row: catalog codes are resolved to table rows once, up front,
+and the ICD-10-CM codes a condition's ``save()`` would derive are set here
+from the catalog files.
+
+Follow-up is written too: an episode per index treatment (created here, as
+no ``post_save`` signal is sent to start it), its follow-ups with the windows
+of :meth:`stride.core.schedule.Schedule.windows` and their state as of today,
+the questionnaire responses with their flags and their scores (from
+:func:`stride.core.scoring.score`, the pure scorer, once per distinct answer
+set) and every contact.
+
+How it is fast: a run of 100,000 patients writes some six million rows, and
+the ORM's ``bulk_create`` manages about 15,000 a second on SQLite (it builds
+an instance and prepares every field of every row in Python, in batches of
+at most 999 parameters). So each table gets one raw ``INSERT`` run with
+``executemany`` per chunk of patients (:class:`_Raw`): every column of the
+model is written, those the generator does not give at their field default;
+values are put in the database's format by the fields themselves
+(``get_db_prep_save``), once per distinct value where values repeat (dates,
+JSON lists); and the primary keys the child rows need are reserved up front
+(:func:`_reserve_ids`: ``nextval`` on PostgreSQL; on SQLite, whose
+``IMMEDIATE`` transaction holds the write lock, the numbers after the
+highest ever used). ``created_at`` and ``updated_at`` are the time of the run
+for the clinical records, as ``save()`` would set them, and the day things
+happened for the follow-up ones (a contact was created when it was made, a
+response started on the day it was answered).
 
 Everything happens in one transaction: a run either writes all its patients
 or nothing. Bulk writes bypass the audit signals, so a run writes one
@@ -14,11 +37,14 @@ or nothing. Bulk writes bypass the audit signals, so a run writes one
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import islice
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from stride.audit.log import record
 from stride.care.models import (
@@ -35,9 +61,12 @@ from stride.care.models import (
     TreatmentKind,
 )
 from stride.clinics.models import Clinic, Membership, Role, User
-from stride.core import synth
+from stride.core import instruments as core_instruments
+from stride.core import schedule as core_schedule
+from stride.core import scoring, synth
 from stride.core.catalog import Catalog, Coding, catalog, resolve_condition_codes
 from stride.core.errors import Invalid
+from stride.outcomes.models import Contact, Episode, FollowUp, QuestionnaireResponse, Score
 from stride.patients.models import Consent, Patient
 
 MAX_PATIENTS = 1_000_000
@@ -63,9 +92,7 @@ def target_clinics(slugs: Sequence[str] | None) -> list[Clinic]:
         found = {c.slug: c for c in Clinic.objects.filter(slug__in=wanted)}
         unknown = [slug for slug in wanted if slug not in found]
         if unknown:
-            known = (
-                ", ".join(Clinic.objects.order_by("slug").values_list("slug", flat=True)) or "none"
-            )
+            known = ", ".join(Clinic.objects.order_by("slug").values_list("slug", flat=True)) or "none"
             raise Invalid(
                 f"Unknown clinic {', '.join(repr(s) for s in unknown)} (known clinics: {known}).",
                 "clinic",
@@ -122,9 +149,7 @@ def clinicians(clinics: Sequence[Clinic]) -> dict[str, dict[str, int]]:
                 )
                 user.set_unusable_password()
                 user.save()
-            Membership.objects.update_or_create(
-                user=user, clinic=clinic, defaults={"role": Role.CLINICIAN}
-            )
+            Membership.objects.update_or_create(user=user, clinic=clinic, defaults={"role": Role.CLINICIAN})
             result[clinic.slug][username] = user.pk
     return result
 
@@ -171,36 +196,98 @@ class _Lookups:
 # --------------------------------------------------------------------------- writing
 
 
-class _Maker:
-    """Builds unsaved instances of one model from a few named values, the rest at their defaults.
+class _Raw:
+    """One ``INSERT`` of every column of a table, run with ``executemany``: no instances, no per-row SQL.
 
-    Instances are built positionally (one value per concrete field, in
-    order), Django's fast path, with the field positions worked out once:
-    it matters for a million rows. Defaults are computed once and shared, so
-    the instances are for writing only (a mutable default such as a JSON
-    list would be one object for all of them).
+    ``names`` (attribute names: ``patient_id`` for a foreign key, ``id`` when
+    the caller reserves the keys) are the columns each row gives, in order;
+    every other column gets its field's default, or the time of the run for
+    ``auto_now`` and ``auto_now_add`` fields, worked out once. Row values must
+    already be in the database's format (:class:`_Prep`); strings, numbers,
+    booleans, decimals and ``None`` are.
     """
 
-    def __init__(self, model: Any, *names: str) -> None:
-        fields = model._meta.concrete_fields
-        position = {f.attname: i for i, f in enumerate(fields)}
-        unknown = [name for name in names if name not in position]
+    def __init__(self, model: Any, *names: str, now: dt.datetime) -> None:
+        meta = model._meta
+        quote = connection.ops.quote_name
+        given = [meta.get_field(name) for name in names]
+        unknown = [name for name, f in zip(names, given, strict=True) if not f.concrete]
         if unknown:
-            raise LookupError(f"{model.__name__} has no field {', '.join(unknown)}.")
-        self.model = model
-        self.positions = [position[name] for name in names]
-        self.base = [None if f.primary_key else f.get_default() for f in fields]
+            raise LookupError(f"{model.__name__} has no column for {', '.join(unknown)}.")
+        rest = [f for f in meta.concrete_fields if f not in given and not f.primary_key]
+        defaults = []
+        for f in rest:
+            stamped = getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+            defaults.append(f.get_db_prep_save(now if stamped else f.get_default(), connection))
+        self.defaults = tuple(defaults)
+        columns = [f.column for f in [*given, *rest]]
+        self.sql = "INSERT INTO {} ({}) VALUES ({})".format(
+            quote(meta.db_table),
+            ", ".join(quote(c) for c in columns),
+            ", ".join(["%s"] * len(columns)),
+        )
 
-    def __call__(self, *values: Any) -> Any:
-        row = self.base.copy()
-        for i, value in zip(self.positions, values, strict=True):
-            row[i] = value
-        return self.model(*row)
+    def write(self, rows: list[tuple[Any, ...]]) -> int:
+        """Insert ``rows`` (each the values of ``names``); returns how many."""
+        if rows:
+            defaults = self.defaults
+            with connection.cursor() as cursor:
+                cursor.executemany(self.sql, [row + defaults for row in rows] if defaults else rows)
+        return len(rows)
 
 
-def _chunks(
-    patients: Iterator[synth.SynthPatient], size: int
-) -> Iterator[list[synth.SynthPatient]]:
+class _Prep:
+    """A field's database value for a Python value, worked out once per distinct value (tuples as lists)."""
+
+    def __init__(self, model: Any, name: str) -> None:
+        self.field = model._meta.get_field(name)
+        self.cache: dict[Any, Any] = {None: None}
+
+    def __call__(self, value: Any) -> Any:
+        try:
+            return self.cache[value]
+        except KeyError:
+            prepped = self.cache[value] = self.field.get_db_prep_save(
+                list(value) if isinstance(value, tuple) else value, connection
+            )
+            return prepped
+
+
+def _reserve_ids(model: Any, n: int) -> Sequence[int]:
+    """``n`` primary keys for rows of ``model`` about to be inserted with them.
+
+    Must run inside the writing transaction: on SQLite that transaction
+    (``IMMEDIATE``) holds the write lock, so the numbers after the highest
+    ever used (``sqlite_sequence``, which explicit keys keep up to date) stay
+    free until it ends; on PostgreSQL they come from the table's sequence.
+    """
+    if n <= 0:
+        return ()
+    table = model._meta.db_table
+    column = model._meta.pk.column
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [table, column, n],
+            )
+            return [row[0] for row in cursor.fetchall()]
+        if connection.vendor == "sqlite":
+            quote = connection.ops.quote_name
+            cursor.execute(f"SELECT MAX({quote(column)}) FROM {quote(table)}")
+            highest = cursor.fetchone()[0] or 0
+            cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+            row = cursor.fetchone()
+            first = max(highest, row[0] if row else 0) + 1
+            return range(first, first + n)
+    raise NotImplementedError(f"Synthetic data is written to SQLite or PostgreSQL, not {connection.vendor}.")
+
+
+def _at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=dt.UTC)
+
+
+def _chunks(patients: Iterator[synth.SynthPatient], size: int) -> Iterator[list[synth.SynthPatient]]:
     while chunk := list(islice(patients, size)):
         yield chunk
 
@@ -217,12 +304,29 @@ class _Writer:
         self.clinic_ids = clinic_ids
         self.clinician_ids = clinician_ids
         self.lookups = lookups
+        self.plan = core_schedule.schedule()
+        self.library = core_instruments.library()
         self.counts = dict.fromkeys(
-            ("patients", "consents", "conditions", "history", "procedures", "injectates"), 0
+            (
+                "patients",
+                "consents",
+                "conditions",
+                "history",
+                "procedures",
+                "injectates",
+                "adverse events",
+                "episodes",
+                "follow-ups",
+                "responses",
+                "scores",
+                "contacts",
+            ),
+            0,
         )
-        self.counts["adverse events"] = 0
-        self.patient = _Maker(
+        now = timezone.now()
+        self.patient = _Raw(
             Patient,
+            "id",
             "clinic_id",
             "record_number",
             "given_name",
@@ -234,10 +338,12 @@ class _Writer:
             "height_cm",
             "weight_kg",
             "activity_level",
+            now=now,
         )
-        self.consent = _Maker(Consent, "patient_id", "version", "consented_on", "withdrawn_on")
-        self.condition = _Maker(
+        self.consent = _Raw(Consent, "patient_id", "version", "consented_on", "withdrawn_on", now=now)
+        self.condition = _Raw(
             Condition,
+            "id",
             "patient_id",
             "condition_type_id",
             "laterality",
@@ -250,8 +356,9 @@ class _Writer:
             "onset_date",
             "status",
             "resolved_on",
+            now=now,
         )
-        self.history = _Maker(
+        self.history = _Raw(
             TreatmentHistory,
             "patient_id",
             "condition_id",
@@ -262,9 +369,11 @@ class _Writer:
             "provider",
             "response",
             "relief_weeks",
+            now=now,
         )
-        self.procedure = _Maker(
+        self.procedure = _Raw(
             Procedure,
+            "id",
             "patient_id",
             "condition_id",
             "performed_on",
@@ -274,8 +383,10 @@ class _Writer:
             "laterality",
             "image_guidance",
             "candidacy",
+            "is_index",
+            now=now,
         )
-        self.injectate = _Maker(
+        self.injectate = _Raw(
             Injectate,
             "procedure_id",
             "kind",
@@ -291,8 +402,9 @@ class _Writer:
             "tnc_per_ml",
             "series_number",
             "sites_injected",
+            now=now,
         )
-        self.event = _Maker(
+        self.event = _Raw(
             AdverseEvent,
             "procedure_id",
             "kind_id",
@@ -301,75 +413,209 @@ class _Writer:
             "relatedness",
             "adjudicated_by_id",
             "resolved_on",
+            now=now,
         )
+        self.episode = _Raw(
+            Episode,
+            "id",
+            "condition_id",
+            "index_date",
+            "index_procedure_id",
+            "schedule_version",
+            "created_at",
+            "ended_on",
+            "end_reason",
+            now=now,
+        )
+        self.follow_up = _Raw(
+            FollowUp,
+            "id",
+            "episode_id",
+            "patient_id",
+            "timepoint",
+            "opens_on",
+            "due_on",
+            "closes_on",
+            "accepts_until",
+            "instruments",
+            "status",
+            "completed_at",
+            now=now,
+        )
+        self.response = _Raw(
+            QuestionnaireResponse,
+            "id",
+            "patient_id",
+            "follow_up_id",
+            "instrument",
+            "instrument_version",
+            "context",
+            "answers",
+            "status",
+            "source",
+            "collected_on",
+            "started_at",
+            "submitted_at",
+            "flags",
+            now=now,
+        )
+        self.score = _Raw(
+            Score,
+            "response_id",
+            "instrument",
+            "scale",
+            "value",
+            "valid",
+            "answered",
+            "not_applicable",
+            "missing",
+            "policy",
+            "flags",
+            now=now,
+        )
+        self.contact = _Raw(
+            Contact,
+            "follow_up_id",
+            "kind",
+            "channel",
+            "due_at",
+            "state",
+            "attempts",
+            "claimed_by",
+            "claimed_at",
+            "finished_at",
+            "outcome",
+            "created_at",
+            now=now,
+        )
+        self.date = _Prep(Patient, "date_of_birth")
+        self.json = _Prep(Condition, "qualifiers")
+        self.moment = _Prep(Contact, "due_at")
+        self._moments: dict[tuple[dt.date, int, int], Any] = {}
+        self._windows: dict[dt.date, list[core_schedule.Window]] = {}
+        self._due: dict[tuple[str, str], Any] = {}
+        self._scores: dict[tuple[str, tuple[Any, ...]], list[tuple[Any, ...]]] = {}
+
+    # -- values, each worked out once
+
+    def _when(self, day: dt.date, hour: int, minute: int = 0) -> Any:
+        key = (day, hour, minute)
+        value = self._moments.get(key)
+        if value is None:
+            value = self._moments[key] = self.moment(_at(day, hour, minute))
+        return value
+
+    def _windows_of(self, index: dt.date) -> list[core_schedule.Window]:
+        windows = self._windows.get(index)
+        if windows is None:
+            windows = self._windows[index] = self.plan.windows(index)
+        return windows
+
+    def _instruments_due(self, condition: str, timepoint: str) -> Any:
+        key = (condition, timepoint)
+        value = self._due.get(key)
+        if value is None:
+            codes = self.plan.instruments_for(condition, timepoint, lambda code: self.library[code].baseline)
+            value = self._due[key] = self.json(codes)
+        return value
+
+    def _scored(self, instrument: str, answers: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """The score rows (less the response) of an answer set, scored once by the pure scorer."""
+        key = (instrument, answers)
+        rows = self._scores.get(key)
+        if rows is None:
+            result = scoring.score(self.library[instrument], list(answers))
+            rows = self._scores[key] = [
+                (
+                    instrument,
+                    scale,
+                    s.value,
+                    s.valid,
+                    s.answered,
+                    s.na,
+                    s.missing,
+                    result.policy,
+                    self.json(s.flags),
+                )
+                for scale, s in result.scales.items()
+            ]
+        return rows
+
+    # -- one chunk
 
     def write(self, chunk: list[synth.SynthPatient]) -> None:
         lookups = self.lookups
         sites = lookups.sites
-        make = self.patient
-        patients = [
-            make(
-                self.clinic_ids[p.clinic],
-                p.record_number,
-                p.given_name,
-                p.family_name,
-                p.date_of_birth,
-                p.sex,
-                p.email,
-                p.phone,
-                p.height_cm,
-                p.weight_kg,
-                p.activity_level,
-            )
-            for p in chunk
-        ]
-        Patient.objects.bulk_create(patients)
+        date, json = self.date, self.json
+        counts = self.counts
 
-        consents: list[Consent] = []
-        conditions: list[Condition] = []
-        for p, patient in zip(chunk, patients, strict=True):
-            pk = patient.pk
-            consent = p.consent
-            consents.append(
-                self.consent(pk, consent.version, consent.consented_on, consent.withdrawn_on)
+        patient_ids = _reserve_ids(Patient, len(chunk))
+        n_conditions = n_procedures = 0
+        for p in chunk:
+            n_conditions += len(p.conditions)
+            n_procedures += len(p.procedures)
+        condition_ids = iter(_reserve_ids(Condition, n_conditions))
+        procedure_ids = iter(_reserve_ids(Procedure, n_procedures))
+
+        patients: list[tuple[Any, ...]] = []
+        consents: list[tuple[Any, ...]] = []
+        conditions: list[tuple[Any, ...]] = []
+        history: list[tuple[Any, ...]] = []
+        procedures: list[tuple[Any, ...]] = []
+        injectates: list[tuple[Any, ...]] = []
+        events: list[tuple[Any, ...]] = []
+        own_conditions: list[list[int]] = []
+        own_procedures: list[list[int]] = []
+        for p, pk in zip(chunk, patient_ids, strict=True):
+            patients.append(
+                (
+                    pk,
+                    self.clinic_ids[p.clinic],
+                    p.record_number,
+                    p.given_name,
+                    p.family_name,
+                    date(p.date_of_birth),
+                    p.sex,
+                    p.email,
+                    p.phone,
+                    p.height_cm,
+                    p.weight_kg,
+                    p.activity_level,
+                )
             )
+            consent = p.consent
+            consents.append((pk, consent.version, date(consent.consented_on), date(consent.withdrawn_on)))
+            own = []
             for c in p.conditions:
                 coding = lookups.coding(c)
+                condition_id = next(condition_ids)
+                own.append(condition_id)
                 conditions.append(
-                    self.condition(
+                    (
+                        condition_id,
                         pk,
                         lookups.conditions[c.condition_type],
                         c.laterality,
                         sites[c.site] if c.site else None,
                         c.episode,
-                        list(c.qualifiers),
+                        json(c.qualifiers),
                         coding.icd10,
-                        list(coding.additional_icd10),
+                        json(coding.additional_icd10),
                         coding.snomed,
-                        c.onset_date,
+                        date(c.onset_date),
                         c.status,
-                        c.resolved_on,
+                        date(c.resolved_on),
                     )
                 )
-        Consent.objects.bulk_create(consents)
-        Condition.objects.bulk_create(conditions)
-
-        history: list[TreatmentHistory] = []
-        procedures: list[Procedure] = []
-        specs: list[synth.SynthProcedure] = []
-        offset = 0
-        for p, patient in zip(chunk, patients, strict=True):
-            pk = patient.pk
-            own = conditions[offset : offset + len(p.conditions)]
-            offset += len(p.conditions)
+            own_conditions.append(own)
             for h in p.history:
                 history.append(
-                    self.history(
+                    (
                         pk,
-                        own[h.condition].pk,
+                        own[h.condition],
                         lookups.treatments[h.treatment],
                         h.laterality,
-                        h.started_on,
+                        date(h.started_on),
                         h.date_precision,
                         h.provider,
                         h.response,
@@ -377,70 +623,232 @@ class _Writer:
                     )
                 )
             staff = self.clinician_ids[p.clinic]
+            done = []
             for s in p.procedures:
+                procedure_id = next(procedure_ids)
+                done.append(procedure_id)
+                clinician = staff.get(s.clinician)
                 procedures.append(
-                    self.procedure(
+                    (
+                        procedure_id,
                         pk,
-                        own[s.condition].pk,
-                        s.performed_on,
-                        staff.get(s.clinician),
+                        own[s.condition],
+                        date(s.performed_on),
+                        clinician,
                         lookups.procedures[s.procedure_type],
                         sites[s.site] if s.site else None,
                         s.laterality,
                         s.image_guidance,
                         s.candidacy,
+                        s.is_index,
                     )
                 )
-                specs.append(s)
-        TreatmentHistory.objects.bulk_create(history)
-        Procedure.objects.bulk_create(procedures)
+                for i in s.injectates:
+                    injectates.append(
+                        (
+                            procedure_id,
+                            i.kind,
+                            lookups.drugs[i.drug] if i.drug else None,
+                            i.dose_mg,
+                            i.volume_ml,
+                            i.concentration_pct,
+                            i.platelet_count,
+                            i.baseline_platelet_count,
+                            i.leukocytes,
+                            i.activation,
+                            i.aspirate_volume_ml,
+                            i.tnc_per_ml,
+                            i.series_number,
+                            i.sites_injected,
+                        )
+                    )
+                for e in s.adverse_events:
+                    events.append(
+                        (
+                            procedure_id,
+                            lookups.adverse_events[e.kind],
+                            date(e.onset_date),
+                            e.severity,
+                            e.relatedness,
+                            clinician,
+                            date(e.resolved_on),
+                        )
+                    )
+            own_procedures.append(done)
+        counts["patients"] += self.patient.write(patients)
+        counts["consents"] += self.consent.write(consents)
+        counts["conditions"] += self.condition.write(conditions)
+        counts["history"] += self.history.write(history)
+        counts["procedures"] += self.procedure.write(procedures)
+        counts["injectates"] += self.injectate.write(injectates)
+        counts["adverse events"] += self.event.write(events)
+        self._follow_up(chunk, patient_ids, own_conditions, own_procedures)
 
-        injectates: list[Injectate] = []
-        events: list[AdverseEvent] = []
-        drugs = lookups.drugs
-        for s, procedure in zip(specs, procedures, strict=True):
-            for i in s.injectates:
-                injectates.append(
-                    self.injectate(
-                        procedure.pk,
-                        i.kind,
-                        drugs[i.drug] if i.drug else None,
-                        i.dose_mg,
-                        i.volume_ml,
-                        i.concentration_pct,
-                        i.platelet_count,
-                        i.baseline_platelet_count,
-                        i.leukocytes,
-                        i.activation,
-                        i.aspirate_volume_ml,
-                        i.tnc_per_ml,
-                        i.series_number,
-                        i.sites_injected,
+    def _follow_up(
+        self,
+        chunk: Sequence[synth.SynthPatient],
+        patient_ids: Sequence[int],
+        condition_ids: Sequence[Sequence[int]],
+        procedure_ids: Sequence[Sequence[int]],
+    ) -> None:
+        """Episodes, follow-ups, responses with their scores, and contacts of a chunk."""
+        n_episodes = n_follow_ups = n_responses = 0
+        for p in chunk:
+            for e in p.episodes:
+                n_episodes += 1
+                n_follow_ups += len(e.follow_ups)
+                for f in e.follow_ups:
+                    n_responses += len(f.responses)
+        if not n_episodes:
+            return
+        episode_ids = iter(_reserve_ids(Episode, n_episodes))
+        follow_up_ids = iter(_reserve_ids(FollowUp, n_follow_ups))
+        response_ids = iter(_reserve_ids(QuestionnaireResponse, n_responses))
+        date, when, json, library = self.date, self._when, self.json, self.library
+        version = self.plan.version
+        episodes: list[tuple[Any, ...]] = []
+        follow_ups: list[tuple[Any, ...]] = []
+        responses: list[tuple[Any, ...]] = []
+        scores: list[tuple[Any, ...]] = []
+        contacts: list[tuple[Any, ...]] = []
+        for p, patient_id, own_conditions, own_procedures in zip(
+            chunk, patient_ids, condition_ids, procedure_ids, strict=True
+        ):
+            for e in p.episodes:
+                episode_id = next(episode_ids)
+                code = p.conditions[e.condition].condition_type
+                episodes.append(
+                    (
+                        episode_id,
+                        own_conditions[e.condition],
+                        date(e.index_date),
+                        own_procedures[e.procedure],
+                        version,
+                        when(e.index_date, 17),
+                        date(e.ended_on),
+                        e.end_reason,
                     )
                 )
-            for e in s.adverse_events:
-                events.append(
-                    self.event(
-                        procedure.pk,
-                        lookups.adverse_events[e.kind],
-                        e.onset_date,
-                        e.severity,
-                        e.relatedness,
-                        procedure.clinician_id,
-                        e.resolved_on,
+                for f, window in zip(e.follow_ups, self._windows_of(e.index_date), strict=True):
+                    follow_up_id = next(follow_up_ids)
+                    collected = f.collected_on
+                    follow_ups.append(
+                        (
+                            follow_up_id,
+                            episode_id,
+                            patient_id,
+                            f.timepoint,
+                            date(window.opens),
+                            date(window.due),
+                            date(window.closes),
+                            date(window.accepts_until),
+                            self._instruments_due(code, f.timepoint),
+                            f.status,
+                            None if collected is None else when(collected, 18, 6),
+                        )
                     )
-                )
-        Injectate.objects.bulk_create(injectates)
-        AdverseEvent.objects.bulk_create(events)
-
+                    if collected is not None:
+                        flags = json(window.flags_for(collected))
+                        day, started, submitted = date(collected), when(collected, 18), when(collected, 18, 6)
+                        source = f.source
+                        for answer_set in f.responses:
+                            response_id = next(response_ids)
+                            instrument, answers = answer_set
+                            definition = library[instrument]
+                            responses.append(
+                                (
+                                    response_id,
+                                    patient_id,
+                                    follow_up_id,
+                                    instrument,
+                                    definition.version,
+                                    definition.context,
+                                    json(answers),
+                                    "completed",
+                                    source,
+                                    day,
+                                    started,
+                                    submitted,
+                                    flags,
+                                )
+                            )
+                            for row in self._scored(instrument, answers):
+                                scores.append((response_id, *row))
+                    for c in f.contacts:
+                        kind, channel, day, state, outcome, finished_on = c
+                        due = when(day, 16)
+                        if channel == "email":  # sent by the worker: claimed, one attempt
+                            finished = when(finished_on, 16, 1)
+                            contacts.append(
+                                (
+                                    follow_up_id,
+                                    kind,
+                                    channel,
+                                    due,
+                                    state,
+                                    1,
+                                    "synth",
+                                    due,
+                                    finished,
+                                    outcome,
+                                    due,
+                                )
+                            )
+                        else:  # a task on the worklist, done (or not) by the coordinator
+                            end = None if finished_on is None else when(finished_on, 19)
+                            contacts.append(
+                                (follow_up_id, kind, channel, due, state, 0, "", None, end, outcome, due)
+                            )
         counts = self.counts
-        counts["patients"] += len(patients)
-        counts["consents"] += len(consents)
-        counts["conditions"] += len(conditions)
-        counts["history"] += len(history)
-        counts["procedures"] += len(procedures)
-        counts["injectates"] += len(injectates)
-        counts["adverse events"] += len(events)
+        counts["episodes"] += self.episode.write(episodes)
+        counts["follow-ups"] += self.follow_up.write(follow_ups)
+        counts["responses"] += self.response.write(responses)
+        counts["scores"] += self.score.write(scores)
+        counts["contacts"] += self.contact.write(contacts)
+
+
+#: SQLite page cache while writing (KiB): the indexes of the big tables stay in memory.
+SQLITE_CACHE_KIB = 256 * 1024
+
+
+@contextmanager
+def _no_cycle_collector() -> Iterator[None]:
+    """No cyclic garbage collection while writing (it is back on, and run once, after).
+
+    A chunk holds a few hundred thousand row tuples at once; the collector
+    would walk them again and again for nothing (they hold no cycles, and
+    are freed by reference counting when the chunk is done).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+            gc.collect()
+
+
+@contextmanager
+def _page_cache() -> Iterator[None]:
+    """On SQLite, a page cache big enough for the run's indexes, back to what it was after.
+
+    With SQLite's default 2 MB, inserting into indexes in random order (a
+    contact's due date, a follow-up's patient) reads and writes the same
+    pages over and over once the tables outgrow it.
+    """
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        before = cursor.fetchone()[0]
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB:d}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA cache_size = {int(before):d}")
 
 
 def write_synthetic(
@@ -463,7 +871,7 @@ def write_synthetic(
     if not 1 <= patients <= MAX_PATIENTS:
         raise Invalid(f"The number of patients must be between 1 and {MAX_PATIENTS:,}.", "patients")
     cat = catalog()
-    with transaction.atomic():
+    with _no_cycle_collector(), transaction.atomic(), _page_cache():
         clinics = target_clinics(clinic_slugs)
         clash = clinic_with_seed(seed, clinics)
         if clash is not None:

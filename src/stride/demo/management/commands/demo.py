@@ -15,7 +15,8 @@ from stride.demo.stories import DEMO_PASSWORD_DEFAULT, LOGINS, SYNTH_PATIENTS, S
 class Command(BaseCommand):
     help = (
         "Load the demo into the configured database: two clinics, one login per role, three story "
-        "patients and a few hundred synthetic ones. Running it again changes nothing.\n\n"
+        "patients with the questionnaires they have answered so far, and a few hundred synthetic "
+        "ones with theirs. Running it again changes nothing.\n\n"
         "Example: stride demo"
     )
 

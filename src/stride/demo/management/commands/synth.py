@@ -26,7 +26,9 @@ def _patients(value: str) -> int:
 class Command(BaseCommand):
     help = (
         "Add deterministic synthetic patients, with conditions, treatment history, procedures, "
-        "injectates and adverse events in plausible proportions. The same --seed always gives the "
+        "injectates and adverse events in plausible proportions, and their follow-up: an episode per "
+        "index treatment, the questionnaires answered (or not) at each time point with their scores, "
+        "and every invitation, reminder, phone call and letter. The same --seed always gives the "
         "same patients (record numbers S<seed>-000001...), so a seed can be used once per clinic. "
         "Patients are spread over all clinics in turn, or over those named with --clinic.\n\n"
         "Example: stride synth --patients 1000 --seed 7 --clinic lakeside"
@@ -53,9 +55,7 @@ class Command(BaseCommand):
             metavar="SLUG",
             help="Add patients to this clinic only (repeat for several; default: every clinic).",
         )
-        parser.add_argument(
-            "--no-progress", action="store_true", help="Do not show a progress bar."
-        )
+        parser.add_argument("--no-progress", action="store_true", help="Do not show a progress bar.")
 
     def handle(
         self,
