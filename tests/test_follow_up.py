@@ -265,3 +265,50 @@ def test_answers_dated_before_the_window_opens_or_in_the_future_are_refused(cast
     with pytest.raises(Invalid, match="in the future"):
         _save(cast, follow_up, "nprs", [3], collected_on=today(cast) + dt.timedelta(days=1))
     assert not QuestionnaireResponse.objects.exists()
+
+
+def test_an_earlier_index_procedure_stays_editable_after_a_later_one(cast) -> None:
+    from django.core.exceptions import ValidationError
+
+    from stride.care.models import Procedure
+
+    first = cast.pat_procedure
+    first.is_index = True
+    first.save()
+    later = Procedure.objects.create(
+        patient=cast.pat,
+        condition=cast.pat_condition,
+        performed_on=first.performed_on + dt.timedelta(days=90),
+        procedure_type=first.procedure_type,
+        laterality="left",
+        image_guidance="ultrasound",
+        is_index=True,
+    )
+    first.refresh_from_db()
+    first.notes = "edited later"
+    first.full_clean()  # unchanged index date: no clash with the later index
+    first.performed_on = later.performed_on - dt.timedelta(days=1)  # moved: the rule applies again
+    with pytest.raises(ValidationError, match="must come after"):
+        first.full_clean()
+
+
+def test_ending_an_episode_cancels_a_follow_up_whose_window_is_still_open(cast) -> None:
+    episode = episode_from(cast, 32)  # 1m is due, its due date passed
+    services.end_episode(episode, today(cast), Episode.EndReason.STOPPED)
+    assert episode.follow_ups.get(timepoint="1m").status == "cancelled"
+
+
+def test_no_follow_up_starts_for_a_patient_who_withdrew(cast) -> None:
+    from stride.care.models import Procedure
+
+    cast.pat.consents.update(withdrawn_on=dt.date(2025, 1, 20))
+    Procedure.objects.create(
+        patient=cast.pat,
+        condition=cast.pat_condition,
+        performed_on=dt.date(2025, 2, 10),
+        procedure_type=cast.pat_procedure.procedure_type,
+        laterality="left",
+        image_guidance="ultrasound",
+        is_index=True,
+    )
+    assert not Episode.objects.exists()

@@ -424,7 +424,13 @@ class Procedure(models.Model):
             raise Invalid("That condition belongs to another patient.", "condition")
         if self.laterality:
             rules.procedure_side(self.laterality, self.condition.laterality)
-        if self.is_index and self.performed_on:
+        stored = (
+            Procedure.objects.filter(pk=self.pk).values("is_index", "performed_on").first()
+            if self.pk
+            else None
+        )
+        unchanged_index = stored == {"is_index": True, "performed_on": self.performed_on}
+        if self.is_index and self.performed_on and not unchanged_index:
             later = (
                 Procedure.objects.filter(condition_id=self.condition_id, is_index=True)
                 .exclude(pk=self.pk)

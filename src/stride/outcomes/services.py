@@ -90,9 +90,9 @@ def end_episode(episode: Episode, on: dt.date, reason: str) -> None:
     episode.ended_on = on
     episode.end_reason = reason
     episode.save(update_fields=["ended_on", "end_reason"])
-    open_follow_ups = episode.follow_ups.filter(
-        status__in=[FollowUp.Status.PENDING, FollowUp.Status.DUE], due_on__gte=on
-    )
+    # Every follow-up not yet answered or missed ends with the episode, even one whose window is
+    # still open: answers after this day would measure the next treatment, not this one.
+    open_follow_ups = episode.follow_ups.filter(status__in=[FollowUp.Status.PENDING, FollowUp.Status.DUE])
     cancel_contacts(Contact.objects.filter(follow_up__in=open_follow_ups), Contact.Outcome.EPISODE_ENDED)
     open_follow_ups.update(status=FollowUp.Status.CANCELLED)
 

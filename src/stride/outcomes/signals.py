@@ -21,6 +21,8 @@ def index_treatment_starts_follow_up(
     """Recording an index treatment starts its condition's follow-up schedule (once)."""
     if raw or not instance.is_index or Episode.objects.filter(index_procedure=instance).exists():
         return
+    if instance.patient.consent_status == "withdrawn":
+        return  # a patient who withdrew is followed no further
     start_episode(instance.condition, instance.performed_on, procedure=instance, user=current().user)
 
 
