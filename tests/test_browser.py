@@ -120,6 +120,7 @@ def test_a_bad_procedure_shows_the_message_next_to_the_field(live_server, cast, 
     page.select_option("#id_injectates-0-kind", "platelet-lysate")
     page.fill("#id_injectates-0-volume_ml", "2")
     page.click("button:has-text('Save procedure')")
+    page.wait_for_selector("[data-field=performed_on] small.error")
     errors = page.locator("[data-field=performed_on] small.error").all_inner_texts()
     assert any("before the patient's date of birth" in e for e in errors), errors
     snap(page, "06-procedure-error")

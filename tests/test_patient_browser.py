@@ -232,7 +232,7 @@ def test_answers_survive_a_reload_half_way(live_server, browser, cast, follow_up
     chosen = {0: 4, 1: 3, 2: "NA", 5: 0}
     for question, value in chosen.items():
         tap_answer(phone, question, value)
-    assert phone.locator("#save-state").inner_text() == "Saved"
+    phone.wait_for_selector("#save-state >> text=Saved")  # htmx swaps the indicator just after the response
     snap(phone, "patient-06-half-way")
 
     phone.reload()
