@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from stride import views
+from stride.care.plan_views import calendar_feed
 from stride.outcomes.urls import patient_urlpatterns
 
 admin.site.site_header = "Stride administration"
@@ -17,5 +18,6 @@ urlpatterns = [
     path("", include("stride.care.urls")),
     path("", include("stride.outcomes.urls")),
     *patient_urlpatterns,
+    path("feeds/calendar/<str:token>", calendar_feed, name="calendar-feed"),
     path("admin/", admin.site.urls),
 ]

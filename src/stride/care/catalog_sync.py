@@ -130,5 +130,8 @@ def sync_after_migrate(sender: Any, **kwargs: Any) -> None:
     using = kwargs.get("using", "default")
     if not router.allow_migrate_model(using, ConditionType):
         return
+    from stride.care.plans import sync_protocols
+
     with transaction.atomic(using=using):
         sync_catalog()
+        sync_protocols()

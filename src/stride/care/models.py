@@ -682,3 +682,170 @@ class AdverseEvent(models.Model):
                 self.resolved_on, self.onset_date, "resolved_on", "The event cannot resolve before it began."
             ),
         )
+
+
+# --------------------------------------------------------------------------- protocols and plans
+
+
+class ProtocolVersion(models.Model):
+    """One version of a protocol template: the TOML text and what it says, as parsed.
+
+    The versions shipped in ``care/protocols/`` are synced in with no clinic;
+    a clinic admin's edit creates a new version for that clinic. A plan keeps
+    the version it was started from, whatever changes later.
+
+    FHIR: PlanDefinition (with one ActivityDefinition per step).
+    """
+
+    scope_path = ""  # scoped by its clinic (shipped versions have none)
+
+    code = models.SlugField(max_length=60)
+    version = models.PositiveIntegerField()
+    clinic = models.ForeignKey(
+        "clinics.Clinic", on_delete=models.CASCADE, null=True, blank=True, related_name="protocol_versions"
+    )
+    name = models.CharField(max_length=200)
+    text = models.TextField(help_text="The protocol as TOML, in the format of care/protocols/README.md.")
+    conditions = models.JSONField(default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    retired = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["code", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["code", "version", "clinic"], name="protocol_version_unique"),
+            models.UniqueConstraint(
+                fields=["code", "version"],
+                condition=models.Q(clinic__isnull=True),
+                name="shipped_version_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        owner = f", {self.clinic}" if self.clinic_id else ""
+        return f"{self.name} (v{self.version}{owner})"
+
+
+class CarePlan(models.Model):
+    """A protocol started on one condition of one patient: its steps with their dates.
+
+    FHIR: CarePlan (instantiatesCanonical the PlanDefinition; activity per step).
+    """
+
+    scope_path = "condition__patient__"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        COMPLETED = "completed", "Completed"
+        STOPPED = "stopped", "Stopped"
+
+    condition = models.ForeignKey(Condition, on_delete=models.CASCADE, related_name="plans")
+    protocol = models.ForeignKey(ProtocolVersion, on_delete=models.PROTECT, related_name="plans")
+    anchor_date = models.DateField(help_text="Day 0: the index step's planned day.")
+    clinician = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="plans"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    stopped_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-anchor_date", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.protocol.name} for {self.condition}"
+
+
+class PlanStep(models.Model):
+    """One step of a plan: what, when (with its window), and what became of it."""
+
+    scope_path = "plan__condition__patient__"
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped"
+
+    plan = models.ForeignKey(CarePlan, on_delete=models.CASCADE, related_name="steps")
+    code = models.SlugField(max_length=60)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20)
+    planned_on = models.DateField(db_index=True)
+    window_start = models.DateField()
+    window_end = models.DateField()
+    first_planned_on = models.DateField(help_text="The date the protocol gave, before any rescheduling.")
+    optional = models.BooleanField(default=False)
+    is_anchor = models.BooleanField(default=False)
+    session = models.CharField(max_length=60, blank=True)
+    defaults = models.JSONField(default=dict, blank=True, help_text="Procedure type, site, injectates…")
+    note = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PLANNED)
+    procedure = models.OneToOneField(
+        Procedure, on_delete=models.SET_NULL, null=True, blank=True, related_name="plan_step"
+    )
+    done_on = models.DateField(null=True, blank=True)
+    deviation = models.BooleanField(default=False, help_text="Done outside its window.")
+    reason = models.CharField(
+        max_length=300, blank=True, help_text="Why it was rescheduled, skipped or added."
+    )
+    added = models.BooleanField(default=False, help_text="Added to the plan, not from the protocol.")
+
+    class Meta:
+        ordering = ["planned_on", "pk"]
+        constraints = [models.UniqueConstraint(fields=["plan", "code"], name="step_code_unique_in_plan")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.planned_on:%d %b %Y})"
+
+
+class PlanStepChange(models.Model):
+    """Every reschedule, skip, addition and completion of a step, with its reason."""
+
+    scope_path = "step__plan__condition__patient__"
+
+    step = models.ForeignKey(PlanStep, on_delete=models.CASCADE, related_name="changes")
+    action = models.CharField(max_length=20)
+    from_date = models.DateField(null=True, blank=True)
+    to_date = models.DateField(null=True, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.step}"
+
+
+def _feed_key() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(24)
+
+
+class CalendarFeed(models.Model):
+    """A clinician's private iCalendar address: their plan steps, for a calendar app to subscribe to.
+
+    Calendar apps cannot log in, so the address itself is the secret: signed,
+    revocable, and showing record numbers and step names only — no names,
+    no diagnoses.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_feeds"
+    )
+    key = models.CharField(max_length=64, unique=True, default=_feed_key, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Calendar feed of {self.user}"

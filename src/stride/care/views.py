@@ -13,18 +13,30 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import Model, ProtectedError
+from django.forms import inlineformset_factory
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
+from stride.care import plans
 from stride.care.forms import (
     AdverseEventFormSet,
     ConditionForm,
+    InjectateForm,
     InjectateFormSet,
     ProcedureForm,
     TreatmentHistoryForm,
 )
-from stride.care.models import Condition, Procedure, TreatmentHistory
+from stride.care.models import (
+    Condition,
+    Drug,
+    Injectate,
+    PlanStep,
+    Procedure,
+    ProcedureType,
+    Site,
+    TreatmentHistory,
+)
 from stride.clinics import access
 from stride.clinics.access import Action
 from stride.core import injectates as injectate_rules
@@ -125,6 +137,11 @@ def procedure_create(request: HttpRequest, pk: int) -> HttpResponse:
     procedure = Procedure(
         patient=patient, clinician=request.user if _is_clinician(request, patient) else None
     )
+    step = _plan_step(request, patient)
+    if step is not None:
+        return _procedure_form(
+            request, patient, _from_step(procedure, step), f"Record: {step.name}", step=step
+        )
     condition_id = request.GET.get("condition")
     if condition_id and condition_id.isdigit():
         condition = patient.conditions.filter(pk=condition_id).first()
@@ -152,10 +169,65 @@ def _is_clinician(request: HttpRequest, patient: Patient) -> bool:
     return access.roles(request.user).get(patient.clinic_id) in {"clinician", "admin"}
 
 
-def _procedure_form(request: HttpRequest, patient: Patient, procedure: Procedure, title: str) -> HttpResponse:
+def _plan_step(request: HttpRequest, patient: Patient) -> PlanStep | None:
+    """The planned procedure step this procedure is recorded for (``?step=``), if any."""
+    raw = request.GET.get("step", "")
+    if not raw.isdigit():
+        return None
+    return (
+        PlanStep.objects.filter(
+            pk=int(raw), plan__condition__patient=patient, status=PlanStep.Status.PLANNED, kind="procedure"
+        )
+        .select_related("plan__condition__patient__clinic", "plan__condition__site")
+        .first()
+    )
+
+
+def _from_step(procedure: Procedure, step: PlanStep) -> Procedure:
+    """A procedure filled in from its plan step: condition, type, site, guidance, index, today's date."""
+    condition = step.plan.condition
+    defaults = step.defaults or {}
+    procedure.condition = condition
+    procedure.laterality = condition.laterality if condition.laterality != "bilateral" else ""
+    procedure.performed_on = condition.patient.clinic.today()
+    procedure.is_index = step.is_anchor
+    procedure.procedure_type = ProcedureType.objects.filter(code=defaults.get("procedure")).first()
+    site = defaults.get("site")
+    procedure.site = Site.objects.filter(code=site).first() if site else condition.site
+    procedure.image_guidance = defaults.get("guidance") or ""
+    return procedure
+
+
+def _step_injectates(step: PlanStep) -> list[dict[str, Any]]:
+    """The step's default injectates as initial formset data."""
+    initial = []
+    for default in (step.defaults or {}).get("injectates", []):
+        values = {k: v for k, v in default.items() if k != "drug"}
+        if default.get("drug"):
+            values["drug"] = Drug.objects.filter(code=default["drug"]).values_list("pk", flat=True).first()
+        initial.append(values)
+    return initial
+
+
+def _procedure_form(
+    request: HttpRequest, patient: Patient, procedure: Procedure, title: str, step: PlanStep | None = None
+) -> HttpResponse:
     data = request.POST if request.method == "POST" else None
     form = ProcedureForm(data, instance=procedure, patient=patient)
-    injectates = InjectateFormSet(data, instance=procedure, prefix="injectates")
+    initial = _step_injectates(step) if step is not None and data is None else []
+    formset_class = InjectateFormSet
+    if initial:
+        formset_class = inlineformset_factory(
+            Procedure,
+            Injectate,
+            form=InjectateForm,
+            extra=len(initial),
+            max_num=6,
+            can_delete=True,
+            can_delete_extra=False,
+            validate_max=True,
+        )
+    injectates = formset_class(data, instance=procedure, prefix="injectates", initial=initial or None)
     events = AdverseEventFormSet(data, instance=procedure, prefix="events")
     # Validated in this order (the injectate checks read the procedure type); all are run so
     # every error is shown at once.
@@ -168,6 +240,8 @@ def _procedure_form(request: HttpRequest, patient: Patient, procedure: Procedure
                 event.save()
             for event in events.deleted_objects:
                 event.delete()
+            if step is not None:
+                plans.complete(step, saved, saved.performed_on, request.user)
         messages.success(request, "Procedure saved.")
         if saved.steroid_limit_exceeded:
             messages.warning(
@@ -175,6 +249,12 @@ def _procedure_form(request: HttpRequest, patient: Patient, procedure: Procedure
                 "This is more than three steroid injections for this condition within six months: "
                 "record the clinical justification in the notes.",
             )
+        if step is not None:
+            if step.deviation:
+                messages.warning(
+                    request, f"{step.name} was done outside its window: recorded as a deviation."
+                )
+            return redirect("plan-detail", pk=step.plan_id)
         return redirect("patient-detail", pk=patient.pk)
     context = {
         "form": form,

@@ -39,6 +39,9 @@ class Action(StrEnum):
     EDIT_HISTORY = "record treatment history"
     RECORD_PROCEDURE = "record procedures"
     START_FOLLOW_UP = "start follow-up"
+    START_PLAN = "start and stop care plans"
+    MANAGE_PLAN = "reschedule, skip and add plan steps"
+    EDIT_PROTOCOL = "edit the clinic's protocols"
     RECORD_ANSWERS = "enter questionnaire answers and work the follow-up list"
     VIEW_AGGREGATES = "view de-identified aggregates"
     ADMINISTER = "administer the clinic"
@@ -57,6 +60,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.EDIT_HISTORY: _STAFF,
     Action.RECORD_PROCEDURE: _CLINICAL,
     Action.START_FOLLOW_UP: _CLINICAL,
+    Action.START_PLAN: _CLINICAL,
+    Action.MANAGE_PLAN: _STAFF,
+    Action.EDIT_PROTOCOL: frozenset({Role.ADMIN}),
     Action.RECORD_ANSWERS: _STAFF,
     Action.VIEW_AGGREGATES: frozenset(Role),
     Action.ADMINISTER: frozenset({Role.ADMIN}),

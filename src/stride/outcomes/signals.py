@@ -8,7 +8,8 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from stride.audit.context import current
-from stride.care.models import Procedure
+from stride.care.models import CarePlan, Procedure
+from stride.care.plans import plan_started
 from stride.outcomes.models import Episode
 from stride.outcomes.services import end_episode, start_episode
 from stride.patients.models import Consent
@@ -18,12 +19,37 @@ from stride.patients.models import Consent
 def index_treatment_starts_follow_up(
     sender: Any, instance: Procedure, raw: bool = False, **kwargs: Any
 ) -> None:
-    """Recording an index treatment starts its condition's follow-up schedule (once)."""
+    """Recording an index treatment starts its condition's follow-up schedule (once).
+
+    When follow-up was already started for that very day (a care plan's anchor, or a
+    clinician's index date), the procedure is linked to it instead.
+    """
     if raw or not instance.is_index or Episode.objects.filter(index_procedure=instance).exists():
         return
     if instance.patient.consent_status == "withdrawn":
         return  # a patient who withdrew is followed no further
+    planned = Episode.objects.filter(
+        condition_id=instance.condition_id,
+        ended_on__isnull=True,
+        index_procedure__isnull=True,
+        index_date=instance.performed_on,
+    ).first()
+    if planned is not None:
+        planned.index_procedure = instance
+        planned.save(update_fields=["index_procedure"])
+        return
     start_episode(instance.condition, instance.performed_on, procedure=instance, user=current().user)
+
+
+@receiver(plan_started)
+def plan_starts_follow_up(sender: Any, plan: CarePlan, user: Any = None, **kwargs: Any) -> None:
+    """Starting a care plan sets the index date from which follow-up is scheduled."""
+    if plan.condition.patient.consent_status == "withdrawn":
+        return
+    active = Episode.objects.filter(condition=plan.condition, ended_on__isnull=True).first()
+    if active is not None and active.index_date == plan.anchor_date:
+        return
+    start_episode(plan.condition, plan.anchor_date, user=user)
 
 
 @receiver(post_save, sender=Consent)

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from stride.audit.log import record
 from stride.audit.models import AuditEntry
-from stride.care.models import Condition, Procedure, TreatmentHistory
+from stride.care.models import CarePlan, Condition, Procedure, TreatmentHistory
 from stride.clinics import access
 from stride.clinics.access import Action
 from stride.core.timeline import build_timeline
@@ -80,6 +80,15 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_procedure": access.can(user, Action.RECORD_PROCEDURE, patient.clinic_id),
     }
     from stride.outcomes.views import patient_panel  # the outcomes app builds on this page
+
+    plans = list(
+        CarePlan.objects.filter(condition__patient=patient)
+        .select_related("protocol", "condition__condition_type", "condition__site")
+        .prefetch_related("steps")
+    )
+    for plan in plans:
+        plan.next_step = next((s for s in plan.steps.all() if s.status == "planned"), None)
+    context["plans"] = plans
 
     context.update(patient_panel(patient, user, procedures))
     return render(request, "patients/detail.html", context)

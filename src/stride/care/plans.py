@@ -1,0 +1,267 @@
+"""Care plans: a protocol started on a condition, its dated steps, and every change to them.
+
+Date arithmetic and the plan rules live in :mod:`stride.core.protocols`;
+this module stores their results. Every change is one transaction and leaves
+a :class:`PlanStepChange` with its reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import Signal
+
+from stride.care.models import CarePlan, Condition, PlanStep, PlanStepChange, Procedure, ProtocolVersion
+from stride.clinics.models import Clinic
+from stride.core import protocols as core_protocols
+from stride.core.errors import Invalid
+
+#: Sent after a plan is started (``plan``); the outcomes app starts follow-up from its anchor.
+plan_started = Signal()
+
+
+def sync_protocols() -> int:
+    """Bring the shipped protocol versions into the table (new versions only; text never rewritten)."""
+    added = 0
+    for protocol in core_protocols.protocols().values():
+        path = core_protocols.PROTOCOL_DIR / f"{protocol.code}.toml"
+        _, created = ProtocolVersion.objects.get_or_create(
+            code=protocol.code,
+            version=protocol.version,
+            clinic=None,
+            defaults={
+                "name": protocol.name,
+                "text": path.read_text(encoding="utf-8"),
+                "conditions": list(protocol.conditions),
+            },
+        )
+        added += created
+    return added
+
+
+def parsed(version: ProtocolVersion) -> core_protocols.Protocol:
+    return core_protocols.parse_protocol(version.text, f"{version.code} v{version.version}")
+
+
+def current_versions(clinic: Clinic, condition_code: str | None = None) -> list[ProtocolVersion]:
+    """The newest version of each protocol this clinic uses: its own edit if any, else the shipped one."""
+    latest: dict[str, ProtocolVersion] = {}
+    for version in ProtocolVersion.objects.filter(retired=False).order_by("version"):
+        if version.clinic_id not in (None, clinic.pk):
+            continue
+        held = latest.get(version.code)
+        if held is None or (version.clinic_id, version.version) >= (held.clinic_id or 0, held.version):
+            latest[version.code] = version
+    result = sorted(latest.values(), key=lambda v: v.name)
+    if condition_code is not None:
+        result = [v for v in result if condition_code in v.conditions]
+    return result
+
+
+@transaction.atomic
+def save_clinic_version(clinic: Clinic, code: str, text: str, user: Any) -> ProtocolVersion:
+    """A clinic admin's edit of a protocol: checked in full, stored as the next version."""
+    protocol = core_protocols.parse_protocol(text, f"{code} (edited)")
+    if protocol.code != code:
+        raise Invalid(f"The text names protocol {protocol.code!r}; this page edits {code!r}.", "text")
+    highest = (
+        ProtocolVersion.objects.filter(code=code)
+        .order_by("-version")
+        .values_list("version", flat=True)
+        .first()
+    )
+    number = (highest or 0) + 1
+    # The version written in the text is informational; the stored number is the next one.
+    return ProtocolVersion.objects.create(
+        code=code,
+        version=number,
+        clinic=clinic,
+        name=protocol.name,
+        text=text,
+        conditions=list(protocol.conditions),
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+
+
+@transaction.atomic
+def start_plan(
+    condition: Condition,
+    version: ProtocolVersion,
+    anchor: dt.date,
+    *,
+    clinician: Any = None,
+    user: Any = None,
+    include_optional: bool = False,
+) -> CarePlan:
+    """Date the protocol from ``anchor`` (its index step's day) for this condition, or refuse."""
+    protocol = parsed(version)
+    if condition.condition_type.code not in protocol.conditions:
+        raise Invalid(f"{protocol.name} is not a protocol for {condition.condition_type.name}.", "protocol")
+    if condition.plans.filter(status=CarePlan.Status.ACTIVE).exists():
+        raise Invalid("This condition already has an active plan; stop it first.", "protocol")
+    planned = core_protocols.plan_dates(protocol, anchor, include_optional=include_optional)
+    core_protocols.validate_plan(planned, born=condition.patient.date_of_birth)
+    plan = CarePlan.objects.create(
+        condition=condition, protocol=version, anchor_date=anchor, clinician=clinician
+    )
+    PlanStep.objects.bulk_create(
+        PlanStep(
+            plan=plan,
+            code=p.code,
+            name=p.name,
+            kind=p.kind,
+            planned_on=p.planned_on,
+            first_planned_on=p.planned_on,
+            window_start=p.window_start,
+            window_end=p.window_end,
+            optional=p.optional,
+            is_anchor=p.code == protocol.anchor,
+            session=p.session or "",
+            note=p.note,
+            defaults=_defaults(p, condition),
+        )
+        for p in planned
+    )
+    plan_started.send(sender=CarePlan, plan=plan, user=user)
+    return plan
+
+
+def _defaults(step: core_protocols.PlannedStep, condition: Condition) -> dict[str, Any]:
+    if step.kind != "procedure":
+        return {"treatment": step.treatment} if step.treatment else {}
+    return {
+        "procedure": step.procedure,
+        "site": step.site or (condition.site.code if condition.site_id else None),
+        "guidance": step.guidance,
+        "injectates": [{"kind": i.kind, **dict(i.values)} for i in step.injectates],
+    }
+
+
+def _record(step: PlanStep, action: str, user: Any, reason: str = "", **dates: Any) -> None:
+    PlanStepChange.objects.create(
+        step=step,
+        action=action,
+        reason=reason,
+        by=user if getattr(user, "is_authenticated", False) else None,
+        **dates,
+    )
+
+
+@transaction.atomic
+def reschedule(step: PlanStep, new_date: dt.date, reason: str, user: Any) -> list[PlanStep]:
+    """Move a planned step (its session and the steps timed from it follow); return the steps moved."""
+    if step.status != PlanStep.Status.PLANNED:
+        raise Invalid("Only a planned step can be rescheduled.", "planned_on")
+    if not reason.strip():
+        raise Invalid("Say why the step moves.", "reason")
+    plan = step.plan
+    patient = plan.condition.patient
+    core_protocols.check_reschedule(step, new_date, patient.clinic.today(), patient.date_of_birth)
+    steps = {s.code: s for s in plan.steps.all()}
+    if step.added:
+        moved_steps = [step]
+        step.planned_on = new_date
+    else:
+        protocol = parsed(plan.protocol)
+        moved = {
+            s.code: s.planned_on for s in steps.values() if not s.added and s.planned_on != s.first_planned_on
+        }
+        moved[step.code] = new_date
+        for s in steps.values():  # what is done stays where it was done
+            if s.status == PlanStep.Status.DONE and not s.added:
+                moved.setdefault(s.code, s.done_on or s.planned_on)
+        planned = core_protocols.plan_dates(protocol, plan.anchor_date, include_optional=True, moved=moved)
+        present = [p for p in planned if p.code in steps and steps[p.code].status != PlanStep.Status.SKIPPED]
+        core_protocols.validate_plan(present, born=patient.date_of_birth)
+        moved_steps = []
+        for p in present:
+            row = steps[p.code]
+            if row.status == PlanStep.Status.PLANNED and row.planned_on != p.planned_on:
+                _record(
+                    row,
+                    "rescheduled" if row.pk == step.pk else "followed",
+                    user,
+                    reason,
+                    from_date=row.planned_on,
+                    to_date=p.planned_on,
+                )
+                row.planned_on = p.planned_on
+                moved_steps.append(row)
+    if step.added:
+        _record(step, "rescheduled", user, reason, to_date=new_date)
+    for row in moved_steps:
+        row.reason = reason
+        row.save(update_fields=["planned_on", "reason"])
+    return moved_steps
+
+
+@transaction.atomic
+def skip(step: PlanStep, reason: str, user: Any) -> None:
+    if step.status != PlanStep.Status.PLANNED:
+        raise Invalid("Only a planned step can be skipped.", "reason")
+    if step.is_anchor:
+        raise Invalid("The index step cannot be skipped: stop the plan instead.", "reason")
+    if not reason.strip():
+        raise Invalid("Say why the step is skipped.", "reason")
+    step.status = PlanStep.Status.SKIPPED
+    step.reason = reason
+    step.save(update_fields=["status", "reason"])
+    _record(step, "skipped", user, reason, from_date=step.planned_on)
+
+
+@transaction.atomic
+def add_step(plan: CarePlan, name: str, kind: str, planned_on: dt.date, reason: str, user: Any) -> PlanStep:
+    patient = plan.condition.patient
+    if kind not in core_protocols.STEP_KINDS:
+        raise Invalid(f"Unknown step kind {kind!r}.", "kind")
+    if not reason.strip():
+        raise Invalid("Say why the step is added.", "reason")
+    if planned_on < patient.clinic.today():
+        raise Invalid("A step cannot be added in the past.", "planned_on")
+    number = plan.steps.filter(added=True).count() + 1
+    step = PlanStep.objects.create(
+        plan=plan,
+        code=f"added-{number}",
+        name=name,
+        kind=kind,
+        planned_on=planned_on,
+        first_planned_on=planned_on,
+        window_start=planned_on,
+        window_end=planned_on,
+        added=True,
+        reason=reason,
+    )
+    _record(step, "added", user, reason, to_date=planned_on)
+    return step
+
+
+@transaction.atomic
+def complete(step: PlanStep, procedure: Procedure | None, on: dt.date, user: Any) -> PlanStep:
+    """Mark a step done (by its procedure, if it is one); a day outside its window is a deviation."""
+    if step.status != PlanStep.Status.PLANNED:
+        raise Invalid("This step is already done or skipped.", "step")
+    step.status = PlanStep.Status.DONE
+    step.procedure = procedure
+    step.done_on = on
+    step.deviation = not (step.window_start <= on <= step.window_end)
+    step.save(update_fields=["status", "procedure", "done_on", "deviation"])
+    _record(step, "done", user, "outside its window" if step.deviation else "", to_date=on)
+    _finish_if_complete(step.plan)
+    return step
+
+
+def _finish_if_complete(plan: CarePlan) -> None:
+    if not plan.steps.filter(status=PlanStep.Status.PLANNED, optional=False).exists():
+        plan.status = CarePlan.Status.COMPLETED
+        plan.save(update_fields=["status"])
+
+
+@transaction.atomic
+def stop(plan: CarePlan, reason: str) -> None:
+    if not reason.strip():
+        raise Invalid("Say why the plan stops.", "reason")
+    plan.status = CarePlan.Status.STOPPED
+    plan.stopped_reason = reason
+    plan.save(update_fields=["status", "stopped_reason"])
