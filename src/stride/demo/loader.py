@@ -225,6 +225,43 @@ def load_follow_up(
     Contact.objects.filter(follow_up__episode=episode).update(created_at=F("due_at"))
 
 
+#: The ankle story's course as a care plan: protocol step → the recorded procedure's note.
+ANKLE_PLAN_STEPS = {
+    "primer-1": "Primer 1 of 2.",
+    "primer-2": "Primer 2 of 2.",
+    "booster": "PRP booster at seven weeks.",
+}
+
+
+def load_story_plan(clinic: Clinic, users: dict[str, User]) -> int:
+    """The ankle story (LFA-1003) followed the regenerative course: record it as its care plan."""
+    from stride.care import plans
+
+    patient = Patient.objects.filter(clinic=clinic, record_number="LFA-1003").first()
+    if patient is None:
+        return 0
+    condition = patient.conditions.get()
+    if condition.plans.exists():
+        return 0
+    index = patient.procedures.get(is_index=True)
+    version = next(
+        v
+        for v in plans.current_versions(clinic, condition.condition_type.code)
+        if v.code == "ankle-instability-regenerative"
+    )
+    plan = plans.start_plan(condition, version, index.performed_on, clinician=users["clinician"])
+    steps = {step.code: step for step in plan.steps.all()}
+    plans.complete(steps["index"], index, index.performed_on, users["clinician"])
+    for code, note in ANKLE_PLAN_STEPS.items():
+        procedure = patient.procedures.get(notes=note)
+        plans.complete(steps[code], procedure, procedure.performed_on, users["clinician"])
+    orthotics = patient.history.get(treatment__code="orthotics")
+    plans.complete(steps["orthotics"], None, orthotics.started_on, users["clinician"])
+    for code in ("review", "physical-therapy"):
+        plans.complete(steps[code], None, steps[code].planned_on, users["clinician"])
+    return 1
+
+
 def load_demo(
     password: str,
     *,
@@ -237,6 +274,7 @@ def load_demo(
         clinics, users, counts = load_people(password)
         for story in stories(clinics["lakeside"].today()):
             counts["story patients"] += load_story(story, clinics[story.clinic], users)
+        counts["care plans"] += load_story_plan(clinics["lakeside"], users)
     if synth_patients:
         from stride.demo.synth_writer import seed_exists, write_synthetic
 
