@@ -191,3 +191,16 @@ def test_a_story_level_becomes_answers_in_each_scale_s_direction() -> None:
     assert story_answers("cait", [5, 4, 3, 3, 2, 3, 4, 3, 3]) == [5, 4, 3, 3, 2, 3, 4, 3, 3]
     with pytest.raises(TypeError):
         story_answers("nprs", True)
+
+
+@pytest.mark.django_db
+def test_the_ankle_story_is_recorded_as_its_care_plan() -> None:
+    from stride.care.models import CarePlan
+
+    load_demo(DEMO_PASSWORD_DEFAULT, synth_patients=0, synth_seed=1)
+    plan = CarePlan.objects.get(condition__patient__record_number="LFA-1003")
+    assert (plan.protocol.code, plan.status) == ("ankle-instability-regenerative", "completed")
+    steps = {s.code: s for s in plan.steps.all()}
+    assert all(s.status == "done" and not s.deviation for s in steps.values())
+    assert steps["index"].procedure.procedure_type.code == "bmc-injection"
+    assert steps["booster"].procedure.procedure_type.code == "prp-injection"
