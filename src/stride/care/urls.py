@@ -1,6 +1,6 @@
 from django.urls import path
 
-from stride.care import plan_views, views
+from stride.care import fhir_views, plan_views, views
 
 urlpatterns = [
     path("patients/<int:pk>/conditions/new/", views.condition_create, name="condition-create"),
@@ -23,4 +23,6 @@ urlpatterns = [
     path("plan-worklist/", plan_views.plan_worklist, name="plan-worklist"),
     path("plans/<int:pk>/calendar.ics", plan_views.plan_calendar, name="plan-calendar"),
     path("calendar/", plan_views.my_calendar, name="my-calendar"),
+    path("protocols/<slug:code>/fhir/", fhir_views.protocol_fhir, name="protocol-fhir"),
+    path("plans/<int:pk>/fhir/", fhir_views.plan_fhir, name="plan-fhir"),
 ]
