@@ -7,6 +7,7 @@ skip the access checks.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import pytest
@@ -42,10 +43,27 @@ PAGES: dict[str, tuple[Callable[[object], int | None], Action]] = {
     "worklist": (lambda c: None, Action.RECORD_ANSWERS),
     "task-outcome": (lambda c: _letter_task(c).pk, Action.RECORD_ANSWERS),
     "letter": (lambda c: _letter_task(c).pk, Action.RECORD_ANSWERS),
+    "plan-start": (lambda c: _plan(c).condition_id, Action.START_PLAN),
+    "ladder": (lambda c: _plan(c).condition_id, Action.VIEW_PATIENT),
+    "plan-detail": (lambda c: _plan(c).pk, Action.VIEW_PATIENT),
+    "step-add": (lambda c: _plan(c).pk, Action.MANAGE_PLAN),
+    "plan-stop": (lambda c: _plan(c).pk, Action.START_PLAN),
+    "step-reschedule": (lambda c: _plan_step(c, "booster").pk, Action.MANAGE_PLAN),
+    "step-skip": (lambda c: _plan_step(c, "booster").pk, Action.MANAGE_PLAN),
+    "step-done": (lambda c: _plan_step(c, "review").pk, Action.MANAGE_PLAN),
+    "plan-worklist": (lambda c: None, Action.VIEW_PATIENT),
+    "plan-calendar": (lambda c: _plan(c).pk, Action.VIEW_PATIENT),
+    "my-calendar": (lambda c: None, Action.VIEW_PATIENT),
+    "protocol-fhir": (lambda c: None, Action.VIEW_PATIENT),
+    "plan-fhir": (lambda c: _plan(c).pk, Action.VIEW_PATIENT),
 }
-LISTS = {"patient-list", "patient-create", "overview", "worklist"}  # pages that name no patient
-POST_ONLY = {"link-create", "links-revoke", "follow-up-resend", "task-outcome"}
-EXTRA = {"paper-entry": {"instrument": "nprs"}}
+# pages that name no patient
+LISTS = {
+    *("patient-list", "patient-create", "overview", "worklist"),
+    *("plan-worklist", "my-calendar", "protocol-fhir"),
+}
+POST_ONLY = {"link-create", "links-revoke", "follow-up-resend", "task-outcome", "step-add", "plan-stop"}
+EXTRA = {"paper-entry": {"instrument": "nprs"}, "protocol-fhir": {"code": "ankle-instability-regenerative"}}
 
 
 def _follow_up(cast: object) -> object:
@@ -88,9 +106,30 @@ def _history(cast: object) -> object:
     return entry
 
 
+def _plan(cast: object) -> object:
+    """A care plan for Pat: the ankle protocol on an ankle-instability condition, day 0 in a month."""
+    from stride.care import plans
+    from stride.care.models import CarePlan
+    from tests.conftest import make_condition
+
+    existing = CarePlan.objects.filter(condition__patient=cast.pat).first()
+    if existing is not None:
+        return existing
+    condition = make_condition(cast.pat, code="ankle-instability-ligamentous", site="atfl-cfl")
+    (version,) = plans.current_versions(cast.clinic_a, "ankle-instability-ligamentous")
+    return plans.start_plan(
+        condition, version, cast.clinic_a.today() + dt.timedelta(days=30), clinician=cast.alice
+    )
+
+
+def _plan_step(cast: object, code: str) -> object:
+    return _plan(cast).steps.get(code=code)
+
+
 def _url(name: str, cast: object) -> str:
     pk = PAGES[name][0](cast)
-    return reverse(name, kwargs={"pk": pk, **EXTRA.get(name, {})}) if pk is not None else reverse(name)
+    kwargs = EXTRA.get(name, {}) | ({"pk": pk} if pk is not None else {})
+    return reverse(name, kwargs=kwargs or None)
 
 
 def _request(client, name: str, url: str, data: dict[str, str] | None = None):
@@ -152,8 +191,25 @@ def test_a_clinician_of_another_clinic_cannot_post_to_a_record_by_its_id(client,
 
     url = _url(name, cast)
     before = (Patient.objects.count(), AuditEntry.objects.exclude(action="view").count())
+    plans_before = _plan_state()
     client.force_login(cast.olga)
-    response = client.post(url, {"given_name": "Hijacked", "version": "x", "consented_on": "2025-01-01"})
+    soon = str(cast.clinic_a.today() + dt.timedelta(days=40))
+    response = client.post(
+        url,
+        {
+            "given_name": "Hijacked",
+            "version": "x",
+            "consented_on": "2025-01-01",
+            # what the plan pages would take
+            "reason": "Hijacked",
+            "planned_on": soon,
+            "anchor_date": soon,
+            "name": "Hijacked step",
+            "kind": "review",
+            "done_on": str(cast.clinic_a.today()),
+            "action": "new",
+        },
+    )
     assert response.status_code == 404
     cast.pat.refresh_from_db()
     assert cast.pat.given_name == "Pat"
@@ -161,6 +217,18 @@ def test_a_clinician_of_another_clinic_cannot_post_to_a_record_by_its_id(client,
         Patient.objects.count(),
         AuditEntry.objects.exclude(action__in=["view", "login"]).count(),
     ) == before
+    assert _plan_state() == plans_before
+
+
+def _plan_state() -> tuple[object, ...]:
+    from stride.care.models import CalendarFeed, CarePlan, PlanStep, PlanStepChange
+
+    return (
+        sorted(CarePlan.objects.values_list("pk", "status", "anchor_date", "stopped_reason")),
+        sorted(PlanStep.objects.values_list("pk", "status", "planned_on", "reason", "procedure_id")),
+        PlanStepChange.objects.count(),
+        CalendarFeed.objects.count(),
+    )
 
 
 def test_the_patient_list_shows_only_the_users_own_clinic(client, cast) -> None:
@@ -215,3 +283,90 @@ def test_a_clinic_admin_cannot_manage_users_or_clinics(client, cast) -> None:
     client.force_login(cast.adam)
     assert client.get("/admin/clinics/user/").status_code == 403
     assert client.get("/admin/clinics/clinic/").status_code == 403
+
+
+def _feed_url(user: object) -> str:
+    from stride.care import calendar
+    from stride.care.models import CalendarFeed
+
+    feed = CalendarFeed.objects.create(user=user)
+    return reverse("calendar-feed", kwargs={"token": calendar.feed_token(feed) + ".ics"})
+
+
+def test_the_calendar_feed_is_not_found_for_a_bad_or_revoked_address(client, cast) -> None:
+    from django.utils import timezone
+
+    from stride.care.models import CalendarFeed
+
+    _plan(cast)
+    url = _feed_url(cast.alice)
+    assert client.get(url).status_code == 200  # no login: the address is the secret
+    token = url.rsplit("/", 1)[1].removesuffix(".ics")
+    key, signature = token.split(".")
+    for bad in (
+        "nonsense",
+        f"{key}.ics",  # the key without its signature
+        f"{key}.{signature[:-2]}xx.ics",  # a forged signature
+        f"{key[:-1]}A.{signature}.ics",  # another key with this signature
+        "",
+    ):
+        response = client.get(f"/feeds/calendar/{bad}")
+        assert response.status_code == 404, bad
+        assert b"A-001" not in response.content
+    CalendarFeed.objects.filter(user=cast.alice).update(revoked_at=timezone.now())
+    response = client.get(url)
+    assert response.status_code == 404
+    assert b"VEVENT" not in response.content and b"A-001" not in response.content
+
+
+def test_the_calendar_feed_of_a_deactivated_user_is_not_found(client, cast) -> None:
+    _plan(cast)
+    url = _feed_url(cast.alice)
+    cast.alice.is_active = False
+    cast.alice.save()
+    assert client.get(url).status_code == 404
+
+
+def test_revoking_from_the_calendar_page_turns_the_old_address_off(client, cast) -> None:
+    _plan(cast)
+    client.force_login(cast.alice)
+    client.post(reverse("my-calendar"), {"action": "new"})
+    old = client.get(reverse("my-calendar")).context["url"]
+    assert old and client.get(old).status_code == 200
+    client.post(reverse("my-calendar"), {"action": "new"})
+    new = client.get(reverse("my-calendar")).context["url"]
+    assert new != old
+    assert client.get(old).status_code == 404
+    assert client.get(new).status_code == 200
+    client.post(reverse("my-calendar"), {"action": "revoke"})
+    assert client.get(reverse("my-calendar")).context["url"] == ""
+    assert client.get(new).status_code == 404
+
+
+def test_the_calendar_feed_never_shows_another_clinics_steps_or_any_name(client, cast) -> None:
+    from stride.care import plans
+
+    own = _plan(cast)
+    # A plan in clinic B naming Alice as its clinician (she does not work there): not in her feed.
+    version = plans.current_versions(cast.clinic_b, "morton-neuroma")[0]
+    other = plans.start_plan(
+        cast.quinn_condition, version, cast.clinic_b.today() + dt.timedelta(days=10), clinician=cast.alice
+    )
+    body = client.get(_feed_url(cast.alice)).content.decode()
+    assert body.count("BEGIN:VEVENT") == own.steps.count()
+    for step in own.steps.all():
+        assert f"UID:plan-step-{step.pk}@stride" in body
+    for step in other.steps.all():
+        assert f"plan-step-{step.pk}@" not in body
+    assert "A-001" in body
+    assert "B-001" not in body and "Harbour" not in body
+    for name in ("Pat", "Lee", "Quinn", "Moss", "Morton", "instability"):
+        assert name not in body, name
+    # Olga's own feed: her clinic's plan, nothing of clinic A.
+    plans.stop(other, "reassigned")
+    plans.start_plan(
+        cast.quinn_condition, version, cast.clinic_b.today() + dt.timedelta(days=12), clinician=cast.olga
+    )
+    olga_body = client.get(_feed_url(cast.olga)).content.decode()
+    assert "B-001" in olga_body
+    assert "A-001" not in olga_body and "Lakeside" not in olga_body

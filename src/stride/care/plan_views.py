@@ -19,6 +19,7 @@ from stride.clinics import access
 from stride.clinics.access import Action
 from stride.clinics.models import User
 from stride.core import protocols as core_protocols
+from stride.core.catalog import catalog
 from stride.core.errors import CatalogError, Invalid
 from stride.forms import DateInput
 
@@ -287,7 +288,21 @@ def ladder(request: HttpRequest, pk: int) -> HttpResponse:
         except CatalogError:
             continue
     rungs = core_protocols.ladder_status(condition.condition_type.code, tried, offered=offered)
-    rows = [(rung, [offered[code].name for code in rung.protocols if code in offered]) for rung in rungs]
+    cat = catalog()
+
+    def label(item: core_protocols.TriedItem) -> str:
+        """The catalog's name of what was tried, not its code."""
+        names = cat.treatments if item.source == "treatment" else cat.procedures
+        return names[item.code].name if item.code in names else item.code
+
+    rows = [
+        (
+            rung,
+            [offered[code].name for code in rung.protocols if code in offered],
+            [(label(item), item) for item in rung.tried],
+        )
+        for rung in rungs
+    ]
     return render(
         request, "care/ladder.html", {"condition": condition, "patient": condition.patient, "rows": rows}
     )
@@ -329,7 +344,9 @@ def plan_worklist(request: HttpRequest) -> HttpResponse:
     context = {
         "groups": groups,
         "clinics": access.clinics(request.user, Action.VIEW_PATIENT),
-        "clinicians": User.objects.filter(plans__isnull=False).distinct(),
+        "clinicians": User.objects.filter(
+            plans__condition__patient__clinic_id__in=access.clinics(request.user, Action.VIEW_PATIENT)
+        ).distinct(),
         "kinds": core_protocols.STEP_KINDS,
         "filters": {"clinic": clinic, "clinician": clinician, "kind": kind},
     }
@@ -382,6 +399,7 @@ def my_calendar(request: HttpRequest) -> HttpResponse:
 
     from stride.care.models import CalendarFeed
 
+    access.require(request.user, Action.VIEW_PATIENT)  # a feed lists patients' record numbers
     if request.method == "POST":
         CalendarFeed.objects.filter(user=request.user, revoked_at__isnull=True).update(
             revoked_at=timezone.now()

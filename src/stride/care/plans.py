@@ -20,6 +20,14 @@ from stride.core.errors import Invalid
 
 #: Sent after a plan is started (``plan``); the outcomes app starts follow-up from its anchor.
 plan_started = Signal()
+#: Sent after a plan is stopped (``plan``, ``on``: the clinic's day); the outcomes app ends the
+#: follow-up the plan started if its index step was never done.
+plan_stopped = Signal()
+
+
+def _require_active(plan: CarePlan, field: str) -> None:
+    if plan.status != CarePlan.Status.ACTIVE:
+        raise Invalid(f"This plan is {plan.get_status_display().lower()}: its steps no longer change.", field)
 
 
 def sync_protocols() -> int:
@@ -52,7 +60,9 @@ def current_versions(clinic: Clinic, condition_code: str | None = None) -> list[
         if version.clinic_id not in (None, clinic.pk):
             continue
         held = latest.get(version.code)
-        if held is None or (version.clinic_id, version.version) >= (held.clinic_id or 0, held.version):
+        # The clinic's own edit wins over any shipped version; among equals the higher number wins.
+        rank = (version.clinic_id is not None, version.version)
+        if held is None or rank >= (held.clinic_id is not None, held.version):
             latest[version.code] = version
     result = sorted(latest.values(), key=lambda v: v.name)
     if condition_code is not None:
@@ -154,20 +164,28 @@ def reschedule(step: PlanStep, new_date: dt.date, reason: str, user: Any) -> lis
     """Move a planned step (its session and the steps timed from it follow); return the steps moved."""
     if step.status != PlanStep.Status.PLANNED:
         raise Invalid("Only a planned step can be rescheduled.", "planned_on")
+    plan = step.plan
+    _require_active(plan, "planned_on")
     if not reason.strip():
         raise Invalid("Say why the step moves.", "reason")
-    plan = step.plan
     patient = plan.condition.patient
     core_protocols.check_reschedule(step, new_date, patient.clinic.today(), patient.date_of_birth)
     steps = {s.code: s for s in plan.steps.all()}
     if step.added:
+        # An added step is no protocol's: its window is its day, and moves with it.
+        _record(step, "rescheduled", user, reason, from_date=step.planned_on, to_date=new_date)
+        step.planned_on = step.window_start = step.window_end = new_date
+        step.reason = reason
         moved_steps = [step]
-        step.planned_on = new_date
     else:
         protocol = parsed(plan.protocol)
-        moved = {
-            s.code: s.planned_on for s in steps.values() if not s.added and s.planned_on != s.first_planned_on
-        }
+        # Only the steps a clinician moved stay put; the ones that followed them follow again.
+        by_hand = set(
+            PlanStepChange.objects.filter(step__plan=plan, action="rescheduled").values_list(
+                "step__code", flat=True
+            )
+        )
+        moved = {s.code: s.planned_on for s in steps.values() if not s.added and s.code in by_hand}
         moved[step.code] = new_date
         for s in steps.values():  # what is done stays where it was done
             if s.status == PlanStep.Status.DONE and not s.added:
@@ -178,7 +196,14 @@ def reschedule(step: PlanStep, new_date: dt.date, reason: str, user: Any) -> lis
         moved_steps = []
         for p in present:
             row = steps[p.code]
-            if row.status == PlanStep.Status.PLANNED and row.planned_on != p.planned_on:
+            # A step's window is where the protocol expects it, given the days of the steps before
+            # it: the window of a step that follows another moves with it.
+            window = (p.window_start, p.window_end)
+            if row.status != PlanStep.Status.PLANNED or (
+                row.planned_on == p.planned_on and window == (row.window_start, row.window_end)
+            ):
+                continue
+            if row.planned_on != p.planned_on:
                 _record(
                     row,
                     "rescheduled" if row.pk == step.pk else "followed",
@@ -188,12 +213,12 @@ def reschedule(step: PlanStep, new_date: dt.date, reason: str, user: Any) -> lis
                     to_date=p.planned_on,
                 )
                 row.planned_on = p.planned_on
+                row.reason = reason
                 moved_steps.append(row)
+            row.window_start, row.window_end = window
+            row.save(update_fields=["planned_on", "window_start", "window_end", "reason"])
     if step.added:
-        _record(step, "rescheduled", user, reason, to_date=new_date)
-    for row in moved_steps:
-        row.reason = reason
-        row.save(update_fields=["planned_on", "reason"])
+        step.save(update_fields=["planned_on", "window_start", "window_end", "reason"])
     return moved_steps
 
 
@@ -201,6 +226,7 @@ def reschedule(step: PlanStep, new_date: dt.date, reason: str, user: Any) -> lis
 def skip(step: PlanStep, reason: str, user: Any) -> None:
     if step.status != PlanStep.Status.PLANNED:
         raise Invalid("Only a planned step can be skipped.", "reason")
+    _require_active(step.plan, "reason")
     if step.is_anchor:
         raise Invalid("The index step cannot be skipped: stop the plan instead.", "reason")
     if not reason.strip():
@@ -209,11 +235,13 @@ def skip(step: PlanStep, reason: str, user: Any) -> None:
     step.reason = reason
     step.save(update_fields=["status", "reason"])
     _record(step, "skipped", user, reason, from_date=step.planned_on)
+    _finish_if_complete(step.plan)
 
 
 @transaction.atomic
 def add_step(plan: CarePlan, name: str, kind: str, planned_on: dt.date, reason: str, user: Any) -> PlanStep:
     patient = plan.condition.patient
+    _require_active(plan, "name")
     if kind not in core_protocols.STEP_KINDS:
         raise Invalid(f"Unknown step kind {kind!r}.", "kind")
     if not reason.strip():
@@ -242,6 +270,7 @@ def complete(step: PlanStep, procedure: Procedure | None, on: dt.date, user: Any
     """Mark a step done (by its procedure, if it is one); a day outside its window is a deviation."""
     if step.status != PlanStep.Status.PLANNED:
         raise Invalid("This step is already done or skipped.", "step")
+    _require_active(step.plan, "step")
     step.status = PlanStep.Status.DONE
     step.procedure = procedure
     step.done_on = on
@@ -260,8 +289,10 @@ def _finish_if_complete(plan: CarePlan) -> None:
 
 @transaction.atomic
 def stop(plan: CarePlan, reason: str) -> None:
+    _require_active(plan, "reason")
     if not reason.strip():
         raise Invalid("Say why the plan stops.", "reason")
     plan.status = CarePlan.Status.STOPPED
     plan.stopped_reason = reason
     plan.save(update_fields=["status", "stopped_reason"])
+    plan_stopped.send(sender=CarePlan, plan=plan, on=plan.condition.patient.clinic.today())

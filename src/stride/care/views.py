@@ -28,6 +28,7 @@ from stride.care.forms import (
     TreatmentHistoryForm,
 )
 from stride.care.models import (
+    CarePlan,
     Condition,
     Drug,
     Injectate,
@@ -176,7 +177,11 @@ def _plan_step(request: HttpRequest, patient: Patient) -> PlanStep | None:
         return None
     return (
         PlanStep.objects.filter(
-            pk=int(raw), plan__condition__patient=patient, status=PlanStep.Status.PLANNED, kind="procedure"
+            pk=int(raw),
+            plan__condition__patient=patient,
+            plan__status=CarePlan.Status.ACTIVE,
+            status=PlanStep.Status.PLANNED,
+            kind="procedure",
         )
         .select_related("plan__condition__patient__clinic", "plan__condition__site")
         .first()

@@ -9,7 +9,7 @@ from django.dispatch import receiver
 
 from stride.audit.context import current
 from stride.care.models import CarePlan, Procedure
-from stride.care.plans import plan_started
+from stride.care.plans import plan_started, plan_stopped
 from stride.outcomes.models import Episode
 from stride.outcomes.services import end_episode, start_episode
 from stride.patients.models import Consent
@@ -28,16 +28,18 @@ def index_treatment_starts_follow_up(
         return
     if instance.patient.consent_status == "withdrawn":
         return  # a patient who withdrew is followed no further
-    planned = Episode.objects.filter(
-        condition_id=instance.condition_id,
-        ended_on__isnull=True,
-        index_procedure__isnull=True,
-        index_date=instance.performed_on,
-    ).first()
+    awaiting = Episode.objects.filter(
+        condition_id=instance.condition_id, ended_on__isnull=True, index_procedure__isnull=True
+    )
+    planned = awaiting.filter(index_date=instance.performed_on).first()
     if planned is not None:
         planned.index_procedure = instance
         planned.save(update_fields=["index_procedure"])
         return
+    # Follow-up planned from a later day whose treatment came early (a care plan's day 0, say) is
+    # replaced: outcomes are timed from the treatment given, not from the one planned.
+    for early in awaiting.filter(index_date__gt=instance.performed_on):
+        end_episode(early, instance.performed_on, Episode.EndReason.NEW_INDEX)
     start_episode(instance.condition, instance.performed_on, procedure=instance, user=current().user)
 
 
@@ -50,6 +52,18 @@ def plan_starts_follow_up(sender: Any, plan: CarePlan, user: Any = None, **kwarg
     if active is not None and active.index_date == plan.anchor_date:
         return
     start_episode(plan.condition, plan.anchor_date, user=user)
+
+
+@receiver(plan_stopped)
+def plan_stop_ends_its_follow_up(sender: Any, plan: CarePlan, on: Any, **kwargs: Any) -> None:
+    """A plan stopped before its index step was done ends the follow-up it started: no treatment to follow."""
+    for episode in Episode.objects.filter(
+        condition=plan.condition,
+        ended_on__isnull=True,
+        index_procedure__isnull=True,
+        index_date=plan.anchor_date,
+    ):
+        end_episode(episode, on, Episode.EndReason.STOPPED)
 
 
 @receiver(post_save, sender=Consent)
