@@ -1120,3 +1120,25 @@ def test_the_admin_saves_an_edited_protocol_as_the_next_version(client, cast) ->
     response = client.post(add, {"clinic": str(cast.clinic_b.pk), "code": ANKLE, "text": text})
     assert response.status_code == 200
     assert version_of(cast.clinic_b, ANKLE) == shipped
+
+
+def test_when_day_0_is_done_the_steps_meant_for_before_it_are_skipped(alice, cast) -> None:
+    plan = start(cast, anchor=today(cast) + dt.timedelta(days=7))  # the primers' days have passed
+    assert record(alice, step(plan, "index")).status_code == 302
+    for code in ("primer-1", "primer-2"):
+        primer = step(plan, code)
+        assert (primer.status, primer.reason) == (PlanStep.Status.SKIPPED, "Not done before day 0.")
+        assert primer.changes.filter(action="skipped").exists()
+
+
+def test_day_0_done_on_another_day_re_times_the_steps_that_follow_it(alice, cast) -> None:
+    plan = start(cast, anchor=today(cast) + dt.timedelta(days=10))
+    booster_before = step(plan, "booster").planned_on
+    assert record(alice, step(plan, "index")).status_code == 302  # done today, 10 days early
+    booster = step(plan, "booster")
+    assert booster.planned_on == booster_before - dt.timedelta(days=10)
+    assert (booster.window_start, booster.window_end) == (
+        today(cast) + dt.timedelta(weeks=6),
+        today(cast) + dt.timedelta(weeks=8),
+    )
+    assert booster.changes.filter(action="followed").exists()

@@ -96,6 +96,12 @@ def plan_start(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_error("anchor_date" if exc.field in ("anchor", "planned_on") else None, exc.message)
         else:
             messages.success(request, f"{plan.protocol.name} planned from {plan.anchor_date:%d %b %Y}.")
+            today = condition.patient.clinic.today()
+            past = [s.name for s in plan.steps.all() if s.planned_on < today]
+            if past:
+                messages.warning(
+                    request, f"Already in the past: {', '.join(past)}. Record, reschedule or skip them."
+                )
             return redirect("plan-detail", pk=plan.pk)
     title = f"Start a protocol for {condition}"
     if not form.fields["protocol"].queryset.exists():
@@ -132,8 +138,16 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     clinic_id = plan.condition.patient.clinic_id
     steps = list(plan.steps.select_related("procedure__procedure_type").prefetch_related("changes__by"))
     today = plan.condition.patient.clinic.today()
+    cat = catalog()
     for step in steps:
-        step.overdue = step.status == PlanStep.Status.PLANNED and step.window_end < today
+        defaults = step.defaults or {}
+        procedure = cat.procedures.get(defaults.get("procedure") or "")
+        site = cat.sites.get(defaults.get("site") or "")
+        step.procedure_name = procedure.name if procedure else ""
+        step.site_name = site.name if site else ""
+        step.overdue = (
+            step.status == PlanStep.Status.PLANNED and step.planned_on < today
+        )  # as on the worklist
     context = {
         "plan": plan,
         "patient": plan.condition.patient,
@@ -145,6 +159,12 @@ def plan_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "add_form": AddStepForm(),
     }
     return render(request, "care/plan.html", context)
+
+
+def _plan_url(step: PlanStep) -> str:
+    from django.urls import reverse
+
+    return reverse("plan-detail", kwargs={"pk": step.plan_id})
 
 
 def _back(step: PlanStep) -> HttpResponse:
@@ -176,7 +196,9 @@ def step_reschedule(request: HttpRequest, pk: int) -> HttpResponse:
             return _back(step)
     title = f"Reschedule {step.name} (window {step.window_start:%d %b} – {step.window_end:%d %b %Y})"
     return render(
-        request, "form.html", {"form": form, "patient": step.plan.condition.patient, "title": title}
+        request,
+        "form.html",
+        {"form": form, "patient": step.plan.condition.patient, "title": title, "cancel_url": _plan_url(step)},
     )
 
 
@@ -196,7 +218,12 @@ def step_skip(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "form.html",
-        {"form": form, "patient": step.plan.condition.patient, "title": f"Skip {step.name}"},
+        {
+            "form": form,
+            "patient": step.plan.condition.patient,
+            "title": f"Skip {step.name}",
+            "cancel_url": _plan_url(step),
+        },
     )
 
 
@@ -223,7 +250,12 @@ def step_done(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "form.html",
-        {"form": form, "patient": step.plan.condition.patient, "title": f"{step.name}: done"},
+        {
+            "form": form,
+            "patient": step.plan.condition.patient,
+            "title": f"{step.name}: done",
+            "cancel_url": _plan_url(step),
+        },
     )
 
 

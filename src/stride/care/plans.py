@@ -170,7 +170,6 @@ def reschedule(step: PlanStep, new_date: dt.date, reason: str, user: Any) -> lis
         raise Invalid("Say why the step moves.", "reason")
     patient = plan.condition.patient
     core_protocols.check_reschedule(step, new_date, patient.clinic.today(), patient.date_of_birth)
-    steps = {s.code: s for s in plan.steps.all()}
     if step.added:
         # An added step is no protocol's: its window is its day, and moves with it.
         _record(step, "rescheduled", user, reason, from_date=step.planned_on, to_date=new_date)
@@ -178,47 +177,55 @@ def reschedule(step: PlanStep, new_date: dt.date, reason: str, user: Any) -> lis
         step.reason = reason
         moved_steps = [step]
     else:
-        protocol = parsed(plan.protocol)
-        # Only the steps a clinician moved stay put; the ones that followed them follow again.
-        by_hand = set(
-            PlanStepChange.objects.filter(step__plan=plan, action="rescheduled").values_list(
-                "step__code", flat=True
-            )
-        )
-        moved = {s.code: s.planned_on for s in steps.values() if not s.added and s.code in by_hand}
-        moved[step.code] = new_date
-        for s in steps.values():  # what is done stays where it was done
-            if s.status == PlanStep.Status.DONE and not s.added:
-                moved.setdefault(s.code, s.done_on or s.planned_on)
-        planned = core_protocols.plan_dates(protocol, plan.anchor_date, include_optional=True, moved=moved)
-        present = [p for p in planned if p.code in steps and steps[p.code].status != PlanStep.Status.SKIPPED]
-        core_protocols.validate_plan(present, born=patient.date_of_birth)
-        moved_steps = []
-        for p in present:
-            row = steps[p.code]
-            # A step's window is where the protocol expects it, given the days of the steps before
-            # it: the window of a step that follows another moves with it.
-            window = (p.window_start, p.window_end)
-            if row.status != PlanStep.Status.PLANNED or (
-                row.planned_on == p.planned_on and window == (row.window_start, row.window_end)
-            ):
-                continue
-            if row.planned_on != p.planned_on:
-                _record(
-                    row,
-                    "rescheduled" if row.pk == step.pk else "followed",
-                    user,
-                    reason,
-                    from_date=row.planned_on,
-                    to_date=p.planned_on,
-                )
-                row.planned_on = p.planned_on
-                row.reason = reason
-                moved_steps.append(row)
-            row.window_start, row.window_end = window
-            row.save(update_fields=["planned_on", "window_start", "window_end", "reason"])
+        moved_steps = _redate(plan, {step.code: new_date}, user, reason, by_hand=step)
     if step.added:
         step.save(update_fields=["planned_on", "window_start", "window_end", "reason"])
+    return moved_steps
+
+
+def _redate(
+    plan: CarePlan, moved_now: dict[str, dt.date], user: Any, reason: str, by_hand: PlanStep | None = None
+) -> list[PlanStep]:
+    """Re-date the plan's open protocol steps around the days fixed so far; return the steps that moved.
+
+    Fixed: the steps a clinician moved by hand, ``moved_now``, and every step done (on its day).
+    The steps timed from them follow, and so do their windows.
+    """
+    protocol = parsed(plan.protocol)
+    patient = plan.condition.patient
+    steps = {s.code: s for s in plan.steps.all()}
+    # Only the steps a clinician moved stay put; the ones that followed them follow again.
+    by_hand_codes = set(
+        PlanStepChange.objects.filter(step__plan=plan, action="rescheduled").values_list(
+            "step__code", flat=True
+        )
+    )
+    moved = {s.code: s.planned_on for s in steps.values() if not s.added and s.code in by_hand_codes}
+    moved.update(moved_now)
+    for s in steps.values():  # what is done stays where it was done
+        if s.status == PlanStep.Status.DONE and not s.added:
+            moved.setdefault(s.code, s.done_on or s.planned_on)
+    planned = core_protocols.plan_dates(protocol, plan.anchor_date, include_optional=True, moved=moved)
+    present = [p for p in planned if p.code in steps and steps[p.code].status != PlanStep.Status.SKIPPED]
+    core_protocols.validate_plan(present, born=patient.date_of_birth)
+    moved_steps = []
+    for p in present:
+        row = steps[p.code]
+        # A step's window is where the protocol expects it, given the days of the steps before
+        # it: the window of a step that follows another moves with it.
+        window = (p.window_start, p.window_end)
+        if row.status != PlanStep.Status.PLANNED or (
+            row.planned_on == p.planned_on and window == (row.window_start, row.window_end)
+        ):
+            continue
+        if row.planned_on != p.planned_on:
+            action = "rescheduled" if by_hand is not None and row.pk == by_hand.pk else "followed"
+            _record(row, action, user, reason, from_date=row.planned_on, to_date=p.planned_on)
+            row.planned_on = p.planned_on
+            row.reason = reason
+            moved_steps.append(row)
+        row.window_start, row.window_end = window
+        row.save(update_fields=["planned_on", "window_start", "window_end", "reason"])
     return moved_steps
 
 
@@ -277,8 +284,27 @@ def complete(step: PlanStep, procedure: Procedure | None, on: dt.date, user: Any
     step.deviation = not (step.window_start <= on <= step.window_end)
     step.save(update_fields=["status", "procedure", "done_on", "deviation"])
     _record(step, "done", user, "outside its window" if step.deviation else "", to_date=on)
+    if step.is_anchor:
+        _after_day_zero(step, on, user)
     _finish_if_complete(step.plan)
     return step
+
+
+def _after_day_zero(anchor: PlanStep, on: dt.date, user: Any) -> None:
+    """Day 0 is done: what was meant to come before it and did not is skipped, the rest re-timed.
+
+    A step planned before day 0 (a primer) cannot usefully happen after it; and when day 0 was
+    done on another day than planned, the steps timed from it follow the day it was done.
+    """
+    for step in anchor.plan.steps.filter(
+        status=PlanStep.Status.PLANNED, added=False, first_planned_on__lt=anchor.first_planned_on
+    ):
+        step.status = PlanStep.Status.SKIPPED
+        step.reason = "Not done before day 0."
+        step.save(update_fields=["status", "reason"])
+        _record(step, "skipped", user, step.reason, from_date=step.planned_on)
+    if on != anchor.planned_on:
+        _redate(anchor.plan, {}, user, f"Day 0 was done on {on:%d %b %Y}.")
 
 
 def _finish_if_complete(plan: CarePlan) -> None:

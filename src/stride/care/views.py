@@ -267,6 +267,7 @@ def _procedure_form(
         "events": events,
         "patient": patient,
         "title": title,
+        "step": step,
         "default_guidance": {str(p.pk): p.default_guidance for p in form.fields["procedure_type"].queryset},
         "injectate_fields": {
             kind: ["kind", "notes", *injectate_rules.fields_for(kind)] for kind in injectate_rules.REQUIRED
