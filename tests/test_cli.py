@@ -38,7 +38,7 @@ def test_stride_without_arguments_lists_the_commands(tmp_path: Path) -> None:
 
 
 def test_every_stride_command_has_help_with_an_example(tmp_path: Path) -> None:
-    for command in ("demo", "serve", "synth", "catalog", "worker", "score", "wording"):
+    for command in ("demo", "serve", "synth", "catalog", "worker", "score", "wording", "plan_fhir"):
         result = run(command, "--help", home=tmp_path, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "Example:" in result.stdout, command
