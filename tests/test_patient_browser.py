@@ -8,26 +8,14 @@ Screenshots go to STRIDE_SCREENSHOTS (a folder) when it is set.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.browser import snap
+
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE = {
     "viewport": {"width": 390, "height": 844},
     "device_scale_factor": 2,
@@ -39,21 +27,6 @@ TAP = 44
 
 # What the patient answers, and the scores the clinician should then see.
 NPRS, IMPROVEMENT, SANE, FAAM_ADL = 3, 40, 70, 3  # FAAM ADL: "Slight difficulty" everywhere → 75
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        message = "Chromium is not installed (apt-get install chromium): browser tests skipped"
-        if os.environ.get("STRIDE_REQUIRE_BROWSER"):
-            pytest.fail(message.replace("skipped", "required here"))
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture
@@ -87,13 +60,6 @@ def link(live_server: object, cast: object, follow_up: object) -> str:
     from stride.outcomes import links
 
     return links.url_for(links.new_link(cast.pat), live_server.url)  # type: ignore[attr-defined]
-
-
-def snap(page: object, name: str) -> None:
-    folder = os.environ.get("STRIDE_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
 
 
 def fits_the_phone(page: object) -> None:
