@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "stride.patients",
     "stride.care",
     "stride.outcomes",
+    "stride.analytics",
     "stride.audit",
     "stride.demo",
 ]
