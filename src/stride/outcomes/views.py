@@ -68,7 +68,7 @@ def _chips(follow_up: FollowUp, library: dict[str, Any]) -> list[dict[str, Any]]
             continue
         instrument = library.get(response.instrument)
         values = [
-            f"{s.value:g}" if s.valid and s.value is not None else "—"
+            f"{round(s.value, 1):g}" if s.valid and s.value is not None else "—"
             for s in sorted(response.scores.all(), key=lambda s: s.pk)
         ]
         chips.append(
