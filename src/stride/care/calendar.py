@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from django.core import signing
 from django.utils import timezone
 from icalendar import Calendar, Event
 
 from stride.care.models import CalendarFeed, PlanStep
+from stride.tokens import KeySigner
 
-_SIGNER = signing.Signer(salt="stride.calendar-feed", sep=".")
+_SIGNER = KeySigner("stride.calendar-feed")
 
 
 def calendar_for(steps: Iterable[PlanStep], name: str) -> bytes:
@@ -37,7 +37,7 @@ def calendar_for(steps: Iterable[PlanStep], name: str) -> bytes:
         event.add("summary", f"{patient.record_number}: {step.name}")
         event.add(
             "description",
-            f"{step.get_kind_display() if hasattr(step, 'get_kind_display') else step.kind}; "
+            f"{step.kind}; "
             f"window {step.window_start:%d %b} – {step.window_end:%d %b %Y}; {patient.clinic.name}",
         )
         event.add("status", "CANCELLED" if step.status == PlanStep.Status.SKIPPED else "CONFIRMED")
@@ -47,12 +47,11 @@ def calendar_for(steps: Iterable[PlanStep], name: str) -> bytes:
 
 
 def feed_token(feed: CalendarFeed) -> str:
-    return _SIGNER.sign(feed.key)
+    return _SIGNER.token(feed.key)
 
 
 def feed_for(token: str) -> CalendarFeed | None:
-    try:
-        key = _SIGNER.unsign(token)
-    except signing.BadSignature:
+    key = _SIGNER.key(token)
+    if key is None:
         return None
     return CalendarFeed.objects.select_related("user").filter(key=key, revoked_at__isnull=True).first()

@@ -25,6 +25,7 @@ from stride.core import catalog as core_catalog
 from stride.core import injectates, rules
 from stride.core.errors import Invalid
 from stride.patients.models import Patient
+from stride.tokens import new_key
 from stride.validation import collect
 
 
@@ -823,12 +824,6 @@ class PlanStepChange(models.Model):
         return f"{self.action} {self.step}"
 
 
-def _feed_key() -> str:
-    import secrets
-
-    return secrets.token_urlsafe(24)
-
-
 class CalendarFeed(models.Model):
     """A clinician's private iCalendar address: their plan steps, for a calendar app to subscribe to.
 
@@ -840,7 +835,7 @@ class CalendarFeed(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_feeds"
     )
-    key = models.CharField(max_length=64, unique=True, default=_feed_key, editable=False)
+    key = models.CharField(max_length=64, unique=True, default=new_key, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

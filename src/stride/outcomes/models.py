@@ -17,7 +17,6 @@ CommunicationRequest.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 
 from django.conf import settings
 from django.db import models
@@ -27,6 +26,7 @@ from stride.care.models import Condition, Procedure
 from stride.clinics.models import Clinic
 from stride.core import schedule as core_schedule
 from stride.patients.models import Patient
+from stride.tokens import new_key
 
 
 class Episode(models.Model):
@@ -192,17 +192,13 @@ class Score(models.Model):
         return f"{self.instrument} {self.scale}: {self.value}"
 
 
-def _new_key() -> str:
-    return secrets.token_urlsafe(24)
-
-
 class PatientLink(models.Model):
     """A patient's personal link to their questionnaires: signed, expiring, revocable."""
 
     scope_path = "patient__"
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="links")
-    key = models.CharField(max_length=64, unique=True, default=_new_key, editable=False)
+    key = models.CharField(max_length=64, unique=True, default=new_key, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
