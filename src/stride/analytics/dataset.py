@@ -17,8 +17,7 @@ import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache
 from typing import Any
 
@@ -34,56 +33,12 @@ from stride.clinics.models import Clinic
 from stride.core import anthropometry, rules
 from stride.core import instruments as core_instruments
 from stride.core import schedule as core_schedule
+from stride.core.analysis import EpisodeRow, InjectateRow, timepoints
 from stride.core.cohorts import CohortSpec
 from stride.core.errors import Invalid
 from stride.core.protocols import today_in
 from stride.outcomes.models import Episode, FollowUp, QuestionnaireResponse, Score
 from stride.patients.models import Patient
-
-#: Follow-up states of a time point, as the rows give them.
-STATUSES = ("completed", "missed", "due", "pending", "cancelled")
-
-
-def timepoints() -> tuple[str, ...]:
-    """The schedule's time point codes in order: baseline, 1m, 3m, 6m, 12m, 24m, 36m."""
-    return tuple(point.code for point in core_schedule.schedule().timepoints)
-
-
-@dataclass(frozen=True)
-class InjectateRow:
-    kind: str
-    leukocytes: str  # PRP: rich / poor ('' otherwise or not recorded)
-    activation: str
-    drug: str  # catalog drug code ('' when none)
-
-
-@dataclass(frozen=True)
-class EpisodeRow:
-    """One index episode of a cohort, de-identified: no names, record numbers or dates."""
-
-    key: str  # pseudonymous, stable within this installation, not reversible
-    age: int  # whole years at the index date
-    sex: str
-    bmi: float | None
-    activity_level: str
-    clinic: str  # clinic slug
-    condition: str  # condition catalog code
-    laterality: str
-    procedure_type: str  # the index procedure's code ('' when follow-up was started from a date)
-    procedure_category: str  # injection / surgery / ''
-    injectate_kinds: tuple[str, ...]
-    injectates: tuple[InjectateRow, ...]
-    baseline: float | None  # the baseline score (same as scores["baseline"])
-    scores: Mapping[str, float | None]  # time point → score (None: not answered or not scoreable)
-    status: Mapping[str, str]  # time point → completed / missed / due / pending / cancelled
-    answer_days: Mapping[str, int | None]  # time point → days from the index date to the answer
-    retreated_days: int | None  # a later index treatment of the same condition, days from index
-    surgery_days: int | None  # a later surgery on the same condition, days from index
-    ended_days: int | None  # the episode's end (censoring), days from index
-    end_reason: str  # new-index / withdrawn / stopped / ''
-    last_answer_days: int | None  # the last answered follow-up, days from index
-    censor_days: int  # episode end if it ended, else the last answered follow-up (0: none)
-
 
 # --------------------------------------------------------------------------- the cohort
 
@@ -432,72 +387,3 @@ def analysis_rows(
             )
         )
     return rows
-
-
-# --------------------------------------------------------------------------- completeness
-
-
-@dataclass(frozen=True)
-class Completeness:
-    """The flow of a cohort's patients at one time point.
-
-    ``treated = due + not_yet_due + withdrawn + retreated + stopped``;
-    ``due = answered + missed + open``. ``answered`` counts the rows with an answer of the analysed
-    instrument at the time point (or a completed follow-up); ``scored`` those with a score.
-    """
-
-    timepoint: str
-    treated: int
-    due: int  # the window has passed or is open
-    answered: int
-    scored: int
-    missed: int  # the window closed unanswered
-    open: int  # the window is open and not answered yet
-    not_yet_due: int
-    withdrawn: int  # follow-up ended by a withdrawal of consent before the time point
-    retreated: int  # follow-up ended by a new index treatment before the time point
-    stopped: int  # follow-up stopped by the clinic before the time point
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-_ENDED = {"withdrawn": "withdrawn", "new-index": "retreated", "stopped": "stopped"}
-
-
-def completeness(rows: Sequence[EpisodeRow]) -> list[Completeness]:
-    """Per time point: treated, due (window passed or open), answered, missed, withdrawn, re-treated."""
-    result = []
-    for point in timepoints():
-        counts = dict.fromkeys(
-            (
-                "due",
-                "answered",
-                "scored",
-                "missed",
-                "open",
-                "not_yet_due",
-                "withdrawn",
-                "retreated",
-                "stopped",
-            ),
-            0,
-        )
-        for row in rows:
-            status = row.status.get(point, "pending")
-            if row.answer_days.get(point) is not None or status == "completed":
-                counts["due"] += 1
-                counts["answered"] += 1
-                counts["scored"] += row.scores.get(point) is not None
-            elif status == "missed":
-                counts["due"] += 1
-                counts["missed"] += 1
-            elif status == "due":
-                counts["due"] += 1
-                counts["open"] += 1
-            elif status == "cancelled":
-                counts[_ENDED.get(row.end_reason, "stopped")] += 1
-            else:
-                counts["not_yet_due"] += 1
-        result.append(Completeness(timepoint=point, treated=len(rows), **counts))
-    return result
