@@ -24,6 +24,7 @@ class AuditEntry(models.Model):
         LOGOUT = "logout", "Logged out"
         LOGIN_FAILED = "login-failed", "Login failed"
         BULK = "bulk", "Bulk operation"
+        EXPORT = "export", "Exported"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(

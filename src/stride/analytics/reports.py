@@ -1,0 +1,536 @@
+"""Cohort reports: the analysis of one or more cohorts, as HTML, PDF, CSV and JSON.
+
+:func:`cohort_report` reads each cohort's de-identified rows
+(:func:`stride.analytics.dataset.analysis_rows`), analyses them
+(:mod:`stride.core.analysis`) and returns a :class:`CohortReport`: plain
+data, no database handles. The renderers turn that one object into every
+format, so the page, the PDF, the CSV and the JSON always carry the same
+numbers:
+
+- :func:`render_html` — a standalone HTML document (the PDF is this document);
+- :func:`render_pdf` — WeasyPrint over the same HTML, charts as vector SVG;
+- :func:`render_csv` — every number of the report, one per line (tidy long format);
+- :func:`report_json` — the same numbers as JSON.
+
+A report withholds small groups (``minimum``) when it is made for a viewer
+who may not see every patient behind it (researchers) or when its maker asks
+for it (anything meant to be shared).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from stride import __version__
+from stride.analytics.dataset import analysis_rows
+from stride.clinics.models import Clinic
+from stride.core import analysis, charts, cohorts
+from stride.core import instruments as core_instruments
+from stride.core import schedule as core_schedule
+from stride.core.catalog import catalog
+from stride.core.errors import Invalid, StrideError
+
+Progress = Callable[[str], None]
+
+#: The steps a report goes through, for progress bars: rows and analysis per cohort, then these.
+FINAL_STEPS = ("comparison", "table 1")
+
+
+class MissingLibrary(StrideError):
+    """A system library a format needs (Pango for PDF, Cairo for PNG) is not installed."""
+
+
+@dataclass(frozen=True)
+class CohortReport:
+    """Everything a cohort report shows; the renderers only lay it out."""
+
+    title: str
+    generated_at: dt.datetime
+    generated_by: str
+    clinics: tuple[str, ...]  # names of the clinics the figures come from
+    labels: tuple[str, ...]
+    descriptions: tuple[str, ...]  # each cohort's definition in words
+    specs: tuple[cohorts.CohortSpec, ...]
+    instrument: core_instruments.Instrument
+    scale: str
+    event: str
+    timepoint: str  # the time point of the adjusted comparison
+    minimum: int | None  # the small-cell minimum applied (None: figures shown whatever their size)
+    results: tuple[analysis.CohortResult, ...]
+    table1: tuple[analysis.Table1Row, ...]
+    comparison: analysis.Comparison | None
+    notes: tuple[str, ...] = ()  # what could not be done, and why
+    software: str = field(default_factory=lambda: f"Stride {__version__}")
+
+    @property
+    def scale_definition(self) -> core_instruments.Scale:
+        return self.instrument.scale(self.scale)
+
+    @property
+    def measure(self) -> str:
+        scale = self.scale_definition
+        if len(self.instrument.scales) == 1:
+            return self.instrument.short_name
+        return f"{self.instrument.short_name} — {scale.name}"
+
+    @property
+    def definitions(self) -> list[analysis.ResponderLine]:
+        """The responder definitions used (from the first follow-up time point), default first."""
+        for result in self.results:
+            for point in result.points:
+                if point.responders:
+                    return list(point.responders)
+        return []
+
+    @property
+    def version(self) -> str:
+        return f"{self.instrument.code} v{self.instrument.version}"
+
+
+# --------------------------------------------------------------------------- building
+
+
+def cohort_report(
+    cohort_specs: Sequence[tuple[str, cohorts.CohortSpec]],
+    *,
+    clinic_ids: Iterable[int] | None,
+    instrument: str,
+    scale: str,
+    event: str = analysis.DEFAULT_EVENT,
+    timepoint: str = "6m",
+    minimum: int | None = None,
+    title: str = "",
+    generated_by: str = "",
+    progress: Progress | None = None,
+    today: dt.date | None = None,
+) -> CohortReport:
+    """Analyse each ``(label, spec)`` cohort on ``instrument``/``scale`` within ``clinic_ids``.
+
+    ``clinic_ids`` is the viewer's reach (``access.clinic_ids(user, Action.VIEW_AGGREGATES)``;
+    ``None``: every clinic). Labels must be distinct. ``progress`` is called with the name of each
+    step as it finishes (one per cohort, then :data:`FINAL_STEPS`).
+    """
+    if not cohort_specs:
+        raise Invalid("Choose at least one cohort.", "cohorts")
+    labels = [label.strip() for label, _ in cohort_specs]
+    if any(not label for label in labels):
+        raise Invalid("Every cohort needs a name.", "cohorts")
+    if len(set(labels)) != len(labels):
+        raise Invalid("Two cohorts have the same name; name them apart.", "cohorts")
+    if event not in analysis.EVENTS:
+        raise Invalid(f"Unknown event {event!r}; choose one of {', '.join(analysis.EVENTS)}.", "event")
+    if timepoint not in analysis.timepoints()[1:]:
+        raise Invalid(f"{timepoint!r} is not a follow-up time point.", "timepoint")
+    if minimum is not None and minimum < 1:
+        raise Invalid(f"The small-cell minimum must be at least 1, got {minimum}.", "minimum")
+    definition = core_instruments.instrument(instrument) if _known(instrument) else None
+    if definition is None:
+        raise Invalid(f"Unknown instrument {instrument!r}.", "instrument")
+    definition.scale(scale)
+    step = progress or (lambda name: None)
+
+    groups: dict[str, list[analysis.EpisodeRow]] = {}
+    results = []
+    for label, (_, spec) in zip(labels, cohort_specs, strict=True):
+        rows = analysis_rows(spec, clinic_ids, instrument, scale, today=today)
+        groups[label] = rows
+        results.append(analysis.analyse(label, rows, definition, scale, event=event, minimum=minimum))
+        step(label)
+    comparison = None
+    notes: list[str] = []
+    if len(groups) > 1:
+        comparable = groups
+        if minimum is not None:
+            small = [label for label, rows in groups.items() if 0 < len(rows) < minimum]
+            if small:
+                notes.append(
+                    f"No comparison: {', '.join(small)} has fewer than {minimum} index treatments "
+                    "(small groups are withheld)."
+                )
+                comparable = {}
+        if comparable:
+            comparison = analysis.compare(comparable, definition, scale, timepoint=timepoint, event=event)
+    step(FINAL_STEPS[0])
+    table1 = analysis.table_one(groups, minimum=minimum, labels=_code_names())
+    step(FINAL_STEPS[1])
+    names = Clinic.objects.order_by("name")
+    if clinic_ids is not None:
+        names = names.filter(pk__in=list(clinic_ids))
+    return CohortReport(
+        title=title.strip() or f"{definition.short_name}: " + " vs ".join(labels),
+        generated_at=timezone.now(),
+        generated_by=generated_by,
+        clinics=tuple(names.values_list("name", flat=True)),
+        labels=tuple(labels),
+        descriptions=tuple(cohorts.describe(spec) for _, spec in cohort_specs),
+        specs=tuple(spec for _, spec in cohort_specs),
+        instrument=definition,
+        scale=scale,
+        event=event,
+        timepoint=timepoint,
+        minimum=minimum,
+        results=tuple(results),
+        table1=table1,
+        comparison=comparison,
+        notes=tuple(notes),
+    )
+
+
+def _known(code: str) -> bool:
+    return code in core_instruments.library()
+
+
+def _code_names() -> dict[str, dict[str, str]]:
+    """Names for the codes Table 1 shows (conditions, procedures, injectate kinds, ...)."""
+    cat = catalog()
+    return {
+        "condition": {code: c.name for code, c in cat.conditions.items()},
+        "procedure_type": {code: p.name for code, p in cat.procedures.items()},
+        "injectate_kinds": {code: k.name for code, k in cat.injectate_kinds.items()},
+        "sex": {s: s.capitalize() for s in cohorts.SEXES},
+        "activity_level": {a: a.capitalize() for a in cohorts.ACTIVITY_LEVELS},
+        "laterality": {"left": "Left", "right": "Right", "bilateral": "Both sides"},
+        "clinic": dict(Clinic.objects.values_list("slug", "name")),
+    }
+
+
+# --------------------------------------------------------------------------- method notes
+
+
+def method_notes(report: CohortReport) -> list[tuple[str, str]]:
+    """(heading, text) paragraphs saying how every figure was made."""
+    plan = core_schedule.schedule()
+    windows = ", ".join(
+        f"{p.name} (−{p.days_before}/+{p.days_after} days)" for p in plan.timepoints if p.code != "baseline"
+    )
+    scale = report.scale_definition
+    level = analysis.stats.LEVEL
+    notes = [
+        (
+            "Who is counted",
+            "Each row is one index treatment (an episode of follow-up) of a patient whose registry "
+            "consent stands; patients who withdrew consent are never included. "
+            + "The cohorts: "
+            + "; ".join(f"{lb}: {d}" for lb, d in zip(report.labels, report.descriptions, strict=True))
+            + ".",
+        ),
+        (
+            "Time points",
+            f"Follow-up is anchored to the index date; questionnaires count for a time point when answered "
+            f"within its window: {windows}. Answers after a window closed are kept in the record but "
+            "not counted. A time point is due when its window has opened.",
+        ),
+        (
+            "Outcome",
+            f"{report.measure} ({report.version}), range {scale.range[0]:g}–{scale.range[1]:g}, "
+            f"{'higher is better' if scale.higher_is_better else 'lower is better'}"
+            + (f"; MCID {scale.mcid:g} points" if scale.mcid else "")
+            + ". "
+            + analysis.stats.summary([]).method.split(" 0 missing")[0]
+            + " Change from baseline uses patients with both values.",
+        ),
+    ]
+    definitions = report.definitions
+    if definitions:
+        notes.append(
+            (
+                "Responders",
+                "Responder definitions are fixed per instrument in its versioned catalog file before any "
+                f"result is seen; this report used {report.version}: "
+                + "; ".join(f"'{line.definition}' — {line.description}" for line in definitions)
+                + f". Rates are responders among patients who answered, with {level:.0%} Wilson score "
+                "intervals; beside each, the sensitivity rate counts every patient due who did not "
+                "answer (missed, window still open) as a non-responder.",
+            )
+        )
+    else:
+        missing = f"{report.instrument.short_name} has no responder definition in its catalog file"
+        notes.append(("Responders", f"{missing}: {report.instrument.responder.note}"))
+    durability = next((r.durability for r in report.results if r.durability.method), None)
+    if durability is not None:
+        notes.append(("Durability", durability.method))
+    comparison = report.comparison
+    if comparison is not None:
+        parts = []
+        if comparison.logrank:
+            parts.append(comparison.logrank.method)
+        if comparison.cox:
+            parts.append(comparison.cox.method.replace("female", "sex (female or not)"))
+        for adjusted in comparison.adjusted:
+            parts.append(adjusted.method.replace("female", "sex (female or not)"))
+            break
+        parts.extend(comparison.notes)
+        notes.append(("Comparison", " ".join(parts)))
+    if report.minimum is not None:
+        notes.append(
+            (
+                "Small groups",
+                f"Every figure resting on fewer than {report.minimum} patients (but more than none) is "
+                "withheld, as are Table 1 counts under that size; Kaplan–Meier curves stop where fewer "
+                f"than {report.minimum} remain at risk.",
+            )
+        )
+    notes.append(
+        (
+            "Software",
+            f"{report.software}; statistics by lifelines, statsmodels and scipy. "
+            f"Generated {timezone.localtime(report.generated_at):%Y-%m-%d %H:%M %Z}"
+            + (f" by {report.generated_by}" if report.generated_by else "")
+            + ".",
+        )
+    )
+    return notes
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def report_charts(report: CohortReport) -> list[dict[str, str]]:
+    """The report's figures as SVG: outcome curves (score, change), responder bars, Kaplan–Meier."""
+    scale = report.scale_definition
+    results = [r for r in report.results if not r.withheld]
+    figures = [
+        {
+            "name": "outcome-score",
+            "title": f"{report.measure}: mean score with {analysis.stats.LEVEL:.0%} CI",
+            "svg": charts.outcome_chart(results, measure="score", y_range=scale.range),
+        }
+    ]
+    if report.instrument.baseline:
+        figures.append(
+            {
+                "name": "outcome-change",
+                "title": f"{report.measure}: mean change from baseline with {analysis.stats.LEVEL:.0%} CI",
+                "svg": charts.outcome_chart(results, measure="change"),
+            }
+        )
+    for line in report.definitions:
+        figures.append(
+            {
+                "name": f"responders-{line.definition}",
+                "title": f"Responders ({line.definition}: {line.description})",
+                "svg": charts.responder_chart(results, line.definition),
+            }
+        )
+    curves = [(r.label, r.durability) for r in results]
+    if any(d.km is not None for _, d in curves):
+        figures.append(
+            {
+                "name": "durability",
+                "title": f"Time to {analysis.EVENTS[report.event]} (Kaplan–Meier)",
+                "svg": charts.km_chart(curves, minimum=report.minimum),
+            }
+        )
+    return figures
+
+
+# --------------------------------------------------------------------------- HTML and PDF
+
+
+def _context(report: CohortReport) -> dict[str, Any]:
+    return {
+        "report": report,
+        "figures": report_charts(report),
+        "methods": method_notes(report),
+        "event_name": analysis.EVENTS[report.event],
+        "months": {p.code: p.name for p in core_schedule.schedule().timepoints},
+        "rows_by_label": list(zip(report.labels, report.descriptions, report.results, strict=True)),
+    }
+
+
+def render_body(report: CohortReport) -> str:
+    """The report's body, for a page that already has its own header and styles."""
+    return render_to_string("analytics/_cohort_report.html", _context(report))
+
+
+def render_html(report: CohortReport) -> str:
+    """The report as one standalone HTML document (styles inline, charts as inline SVG)."""
+    return render_to_string("analytics/cohort_report_document.html", _context(report))
+
+
+def html_to_pdf(html: str) -> bytes:
+    """PDF of a standalone HTML document (WeasyPrint; needs the Pango library)."""
+    try:
+        import weasyprint
+    except OSError as error:  # WeasyPrint loads Pango when imported
+        raise MissingLibrary(
+            "PDF reports need the Pango library (Debian/Ubuntu: apt install libpango-1.0-0 "
+            f"libpangoft2-1.0-0). The HTML report works without it. ({error})"
+        ) from None
+    return weasyprint.HTML(string=html, base_url=None).write_pdf()
+
+
+def render_pdf(report: CohortReport) -> bytes:
+    return html_to_pdf(render_html(report))
+
+
+# --------------------------------------------------------------------------- CSV and JSON
+
+CSV_COLUMNS = ("section", "cohort", "timepoint", "item", "level", "statistic", "value")
+WITHHELD = "withheld"
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else round(value, 6)
+    return "" if value is None else value
+
+
+def _summary(prefix: str, summary: analysis.stats.Summary | None) -> Iterator[tuple[str, str, Any]]:
+    if summary is None:
+        yield prefix, "n", WITHHELD
+        return
+    yield prefix, "n", summary.n
+    yield prefix, "mean", summary.mean
+    yield prefix, "mean_ci_low", summary.mean_ci[0] if summary.mean_ci else None
+    yield prefix, "mean_ci_high", summary.mean_ci[1] if summary.mean_ci else None
+    yield prefix, "sd", summary.sd
+    yield prefix, "median", summary.median
+    yield prefix, "median_ci_low", summary.median_ci[0] if summary.median_ci else None
+    yield prefix, "median_ci_high", summary.median_ci[1] if summary.median_ci else None
+    yield prefix, "missing", summary.dropped
+
+
+def report_numbers(report: CohortReport) -> Iterator[tuple[Any, ...]]:
+    """Every number of the report as (section, cohort, timepoint, item, level, statistic, value)."""
+    for row in report.table1:
+        for label, cell in zip(report.labels, row.cells, strict=True):
+            where = ("table1", label, "", row.characteristic, row.level)
+            if cell.hidden:
+                yield (*where, "count", WITHHELD)
+                continue
+            stats_: tuple[tuple[str, Any], ...]
+            if row.kind == "continuous":
+                stats_ = (
+                    ("n", cell.n),
+                    ("mean", cell.mean),
+                    ("sd", cell.sd),
+                    ("median", cell.median),
+                    ("q1", cell.q1),
+                    ("q3", cell.q3),
+                    ("missing", cell.missing),
+                )
+            elif row.kind == "count":
+                stats_ = (("count", cell.count),)
+            else:
+                stats_ = (("count", cell.count), ("percent", cell.percent))
+            for name, value in stats_:
+                yield (*where, name, value)
+    for result in report.results:
+        yield from _cohort_numbers(result)
+    comparison = report.comparison
+    if comparison is not None:
+        yield from _comparison_numbers(comparison)
+
+
+def _cohort_numbers(result: analysis.CohortResult) -> Iterator[tuple[Any, ...]]:
+    label = result.label
+    if result.withheld:
+        yield ("cohort", label, "", "index treatments", "", "n", WITHHELD)
+        return
+    yield ("cohort", label, "", "index treatments", "", "n", result.n)
+    for point in result.points:
+        at = point.timepoint
+        for name, value in point.flow.as_dict().items():
+            if name != "timepoint":
+                yield ("flow", label, at, name, "", "count", WITHHELD if value is None else value)
+        for item, statistic, value in _summary("score", point.score):
+            yield ("outcome", label, at, item, "", statistic, value)
+        if at != "baseline":
+            for item, statistic, value in _summary("change", point.change):
+                yield ("outcome", label, at, item, "", statistic, value)
+        for line in point.responders:
+            level = f"{line.definition} ({line.version})"
+            rate = line.rate
+            if rate is None:
+                yield ("responders", label, at, "answered", level, "n", WITHHELD)
+                continue
+            for item, share in (("answered", rate.answered), ("missing-as-non-responder", rate.sensitivity)):
+                for statistic in ("k", "n", "p", "low", "high"):
+                    yield ("responders", label, at, item, level, statistic, getattr(share, statistic))
+            yield ("responders", label, at, "missing", level, "count", rate.missing)
+    durability = result.durability
+    event = durability.event
+    km = durability.km
+    if km is None:
+        return
+    for statistic, value in (
+        ("n", km.n),
+        ("events", km.events),
+        ("median_days", km.median),
+        ("median_ci_low_days", km.median_ci[0]),
+        ("median_ci_high_days", km.median_ci[1]),
+    ):
+        yield ("durability", label, "", event, "", statistic, value)
+    for p in km.points:
+        for statistic in ("survival", "ci_low", "ci_high", "at_risk", "events", "censored"):
+            yield ("km", label, "", event, f"day {p.time:g}", statistic, getattr(p, statistic))
+    for row in durability.at_risk:
+        value = WITHHELD if row.at_risk < 0 else row.at_risk
+        yield ("at-risk", label, "", event, f"day {row.time:g}", "at_risk", value)
+
+
+def _comparison_numbers(comparison: analysis.Comparison) -> Iterator[tuple[Any, ...]]:
+    if comparison.logrank:
+        for statistic in ("statistic", "df", "p", "n", "events"):
+            value = getattr(comparison.logrank, statistic)
+            yield ("comparison", "", "", "log-rank", comparison.event, statistic, value)
+    if comparison.cox:
+        for term in comparison.cox.terms:
+            for statistic in ("coef", "se", "hr", "ci_low", "ci_high", "p"):
+                yield ("comparison", "", "", "cox", term.name, statistic, getattr(term, statistic))
+        yield ("comparison", "", "", "cox", "", "n", comparison.cox.n)
+        yield ("comparison", "", "", "cox", "", "events", comparison.cox.events)
+    for adjusted in comparison.adjusted:
+        for statistic, value in (
+            ("estimate", adjusted.estimate),
+            ("ci_low", adjusted.ci[0]),
+            ("ci_high", adjusted.ci[1]),
+            ("p", adjusted.p),
+            ("n", adjusted.n),
+        ):
+            yield ("comparison", "", comparison.timepoint, "adjusted change", adjusted.term, statistic, value)
+
+
+def render_csv(report: CohortReport) -> str:
+    """Every number of the report, one per line, with a header naming the columns."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in report_numbers(report):
+        writer.writerow([_number(value) for value in row])
+    return out.getvalue()
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if isinstance(value, core_instruments.Instrument):
+            return {"code": value.code, "version": value.version, "name": value.name}
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def report_json(report: CohortReport) -> dict[str, Any]:
+    """The report as JSON-ready data (cohort definitions, results, Table 1, comparison, methods)."""
+    data = _plain(report)
+    data["specs"] = [spec.to_dict() for spec in report.specs]
+    data["methods"] = [{"heading": h, "text": t} for h, t in method_notes(report)]
+    return data
