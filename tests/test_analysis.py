@@ -333,11 +333,6 @@ def test_analyse_sane_has_no_responder_lines_and_no_loss_of_response() -> None:
     assert analysis.analyse("SANE", rows, SANE, "total").durability.km is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="For an instrument without a responder definition (SANE) the loss-of-response method text "
-    "reads \"responder definition '' of sane v1\" and claims every patient 'never responded'.",
-)
 def test_loss_of_response_method_for_sane_does_not_claim_patients_never_responded() -> None:
     rows = [episode(f"s{i}", 50, {"1m": (30, 90)}) for i in range(6)]
     durability = analysis.analyse("SANE", rows, SANE, "total", event="loss-of-response").durability
@@ -418,19 +413,20 @@ LOSS_ROWS = [
 
 def test_durability_of_response() -> None:
     durations, events, excluded, text = analysis.durability(LOSS_ROWS, NPRS, "total", "loss-of-response")
+    # Time counts from each patient's first responding answer.
     assert list(zip(durations, events, strict=True)) == [
-        (182.0, True),  # r1
-        (182.0, False),  # r2
-        (150.0, True),  # r3
-        (60.0, True),  # r4
-        (91.0, True),  # r5
-        (182.0, False),  # r8
-        (30.0, False),  # r9
-        (182.0, True),  # r11
+        (152.0, True),  # r1: 182 − 30
+        (91.0, False),  # r2: 182 − 91
+        (120.0, True),  # r3: 150 − 30
+        (30.0, True),  # r4: 60 − 30
+        (61.0, True),  # r5: 91 − 30
+        (152.0, False),  # r8: 182 − 30
+        (0.0, False),  # r9: 30 − 30
+        (152.0, True),  # r11: 182 − 30
     ]
     assert excluded == 3  # r6, r7, r10
     assert "'mcid' of nprs v1" in text
-    assert "3 patient(s) who never responded" in text
+    assert "never responded are not at risk" in text
 
 
 def test_analyse_loss_of_response_curve_and_excluded_count() -> None:
@@ -438,14 +434,16 @@ def test_analyse_loss_of_response_curve_and_excluded_count() -> None:
     durability = result.durability
     assert durability.excluded == 3 and durability.note == ""
     km = durability.km
-    # 8 at risk: times 30+, 60, 91, 150, 182 ×3 events, 182+ ×2.
-    # S(60) = 6/7 (7 at risk after the censoring at 30); S(91) = 6/7 · 5/6 = 5/7;
-    # S(150) = 5/7 · 4/5 = 4/7; S(182) = 4/7 · (1 − 2/4) = 2/7.
+    # 8 at risk, days from the first response: 0+, 30, 61, 91+, 120, 152 ×2 events, 152+.
+    # S(30) = 6/7 (7 at risk after the censoring at 0); S(61) = 6/7 · 5/6 = 5/7;
+    # 91+ leaves 4 at risk: S(120) = 5/7 · 3/4 = 15/28; S(152) = 15/28 · (1 − 2/3) = 5/28.
     assert (km.n, km.events) == (8, 5)
-    assert km.survival_at(60) == pytest.approx(6 / 7)
-    assert km.survival_at(150) == pytest.approx(4 / 7)
-    assert km.survival_at(182) == pytest.approx(2 / 7)
-    assert km.median == 182  # 4/7 > 0.5 ≥ 2/7
+    assert km.survival_at(30) == pytest.approx(6 / 7)
+    assert km.survival_at(61) == pytest.approx(5 / 7)
+    assert km.survival_at(120) == pytest.approx(15 / 28)
+    assert km.survival_at(152) == pytest.approx(5 / 28)
+    assert km.median == 152  # 15/28 > 0.5 ≥ 5/28
+    assert durability.origin == "the first response"
     assert "Kaplan–Meier" in durability.method and "never responded" in durability.method
 
 
@@ -484,17 +482,14 @@ def test_analyse_kaplan_meier_median_and_at_risk_rows_by_hand() -> None:
     assert durability.method.endswith(km.method)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stats.kaplan_meier's median misses a curve that falls to exactly 0.5: 1 − 1/6 … multiplied "
-    "out is 0.5000000000000001 in floating point, so the next event time is reported.",
-)
 def test_kaplan_meier_median_when_the_curve_reaches_exactly_one_half() -> None:
     # Re-treated on days 30, 60, …, 180, nobody censored: S(90) = 3/6 = 0.5, the first time S ≤ 0.5.
     rows = [episode(f"r{i}", 8, retreated=30 * i) for i in range(1, 7)]
     km = analysis.analyse("X", rows, NPRS, "total").durability.km
     assert km.survival_at(90) == pytest.approx(0.5)
-    assert km.median == 90
+    # Flat at exactly one half from day 90 to the next event on day 120: R's survival package reports
+    # the midpoint of that stretch, 105.
+    assert km.median == 105
 
 
 # --------------------------------------------------------------------------- small cells
@@ -646,29 +641,19 @@ def test_hide_small_drops_a_loss_of_response_curve_on_few_responders() -> None:
     assert hidden.km is None and hidden.at_risk == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hide_small keeps the Kaplan–Meier median computed from the whole curve, so a median that "
-    "falls in the withheld tail (fewer than minimum at risk) still shows one patient's event time.",
-)
 def test_hide_small_does_not_reveal_a_median_from_the_withheld_tail() -> None:
     km = analysis.analyse("X", _tail_cohort(), NPRS, "total", minimum=5).durability.km
     shown_until = km.points[-1].time  # 200: the last time with at least 5 at risk
     assert km.median is None or km.median <= shown_until
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hide_small keeps Durability.excluded (and the method text quoting it) when it counts 1 … "
-    "minimum − 1 patients: here the 2 patients who never responded.",
-)
 def test_hide_small_withholds_a_small_count_of_never_responders() -> None:
     rows = [episode(f"r{i}", 8, {"1m": (30, 2)}) for i in range(6)] + [
         episode(f"n{i}", 8, {"1m": (30, 8)}) for i in range(2)
     ]
     durability = analysis.analyse("X", rows, NPRS, "total", event="loss-of-response", minimum=5).durability
     assert durability.km is not None  # six responders at risk: the curve itself may be shown
-    assert not 0 < durability.excluded < 5
+    assert durability.excluded is None  # 2 never responded: withheld
     assert "2 patient(s)" not in durability.method
 
 
@@ -984,11 +969,6 @@ def test_compare_cox_direction_follows_the_reference() -> None:
     assert swapped.cox.term("A vs B").coef == pytest.approx(-result.cox.term("B vs A").coef, abs=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The rule of ten counts events in rows the Cox fit then drops for a missing covariate: "
-    "20 events for 2 terms pass, but the fitted model only has 19.",
-)
 def test_compare_rule_of_ten_counts_only_events_the_model_can_use() -> None:
     # A cohort term and BMI: 2 terms, so at least 20 events. 20 re-treatments, one of them with no BMI.
     rng = random.Random(3)

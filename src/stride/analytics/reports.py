@@ -470,6 +470,7 @@ def _cohort_numbers(result: analysis.CohortResult) -> Iterator[tuple[Any, ...]]:
         ("median_days", km.median),
         ("median_ci_low_days", km.median_ci[0]),
         ("median_ci_high_days", km.median_ci[1]),
+        ("not_at_risk", WITHHELD if durability.excluded is None else durability.excluded),
     ):
         yield ("durability", label, "", event, "", statistic, value)
     for p in km.points:

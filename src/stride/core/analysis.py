@@ -195,9 +195,10 @@ class Durability:
     description: str
     km: stats.KM | None  # None: the event cannot be studied for this instrument, or withheld
     at_risk: tuple[stats.AtRisk, ...]
-    excluded: int  # rows not at risk (loss of response: never responded)
+    excluded: int | None  # rows not at risk (loss of response: never responded); None: withheld
     method: str
     note: str = ""
+    origin: str = "the index treatment"  # time zero of the curve
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,9 @@ def durability(
         )
         return durations, events, excluded, text
     definition = instrument.responder.default
+    if not definition:
+        text = f"{instrument.short_name} has no responder definition, so loss of response cannot be studied."
+        return durations, events, excluded, text
     for row in rows:
         first = None
         loss = None
@@ -297,17 +301,17 @@ def durability(
         if row.retreated_days is not None and row.retreated_days > first:
             loss = row.retreated_days if loss is None else min(loss, row.retreated_days)
         if loss is not None:
-            durations.append(float(loss))
+            durations.append(float(loss - first))
             events.append(True)
         else:
-            durations.append(float(last_responding or 0))
+            durations.append(float((last_responding or first) - first))
             events.append(False)
     text = (
         f"Among patients who responded at some follow-up ({instrument.short_name}, responder definition "
-        f"'{definition}' of {instrument.code} v{instrument.version}), time from the index treatment to the "
-        "first later answer that no longer meets the definition, or to a re-treatment of the same "
-        "condition, whichever came first; censored at the last answer that still met it. "
-        f"{excluded} patient(s) who never responded are not at risk and are left out."
+        f"'{definition}' of {instrument.code} v{instrument.version}), time from the first answer that met "
+        "the definition to the first later answer that no longer met it, or to a re-treatment of the same "
+        "condition, whichever came first; censored at the last answer that still met it. Patients who "
+        "never responded are not at risk and are left out."
     )
     return durations, events, excluded, text
 
@@ -382,7 +386,16 @@ def analyse(
         higher_is_better=target.higher_is_better,
         mcid=target.mcid,
         points=tuple(points),
-        durability=Durability(event, EVENTS[event], km, at_risk, excluded, text, note),
+        durability=Durability(
+            event,
+            EVENTS[event],
+            km,
+            at_risk,
+            excluded,
+            text,
+            note,
+            origin="the first response" if event == "loss-of-response" else "the index treatment",
+        ),
         minimum=None,
     )
     return result if minimum is None else hide_small(result, minimum)
@@ -458,16 +471,28 @@ def hide_small(result: CohortResult, minimum: int) -> CohortResult:
             km = None
         else:
             kept = tuple(p for p in km.points if p.at_risk >= minimum or p.time == 0)
-            km = dataclasses.replace(km, points=kept)
+            shown_until = kept[-1].time
+
+            def within(time: float | None) -> float | None:
+                return time if time is not None and time <= shown_until else None
+
+            km = dataclasses.replace(
+                km,
+                points=kept,
+                median=within(km.median),
+                median_ci=(within(km.median_ci[0]), within(km.median_ci[1])),
+            )
         at_risk = tuple(
             dataclasses.replace(row, at_risk=row.at_risk if not _small(row.at_risk, minimum) else -1)
             for row in durability_.at_risk
         )
         note = durability_.note or (
-            f"The curve is drawn while at least {minimum} patients remain at risk; "
-            f"at-risk counts under {minimum} are withheld."
+            f"The curve is drawn while at least {minimum} patients remain at risk (a median beyond that "
+            f"is withheld); at-risk counts under {minimum} are withheld."
         )
         durability_ = dataclasses.replace(durability_, km=km, at_risk=at_risk if km else (), note=note)
+    if _small(durability_.excluded, minimum):
+        durability_ = dataclasses.replace(durability_, excluded=None)
     return dataclasses.replace(result, points=tuple(points), durability=durability_, minimum=minimum)
 
 
@@ -674,7 +699,8 @@ def compare(
         )
     elif modelled:
         terms = len(labels) - 1 + len(covariates)
-        happened = sum(1 for row in modelled if row["_e"])
+        used = _terms(covariates)
+        happened = sum(1 for row in modelled if row["_e"] and all(row[name] is not None for name in used))
         if happened < EVENTS_PER_TERM * terms:
             notes.append(
                 f"No Cox model: {happened} event(s) for {terms} model terms; an adjusted model needs at "

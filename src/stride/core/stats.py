@@ -254,9 +254,25 @@ def _durations(durations: Sequence[Number], events: Sequence[bool | int]) -> tup
     return t, np.asarray([1 if e else 0 for e in events], dtype=int)
 
 
+_HALF = 0.5 + 1e-9  # products of (1 − d/n) land a hair above 0.5 where they are exactly one half
+
+
 def _first_crossing(times: Sequence[float], values: Sequence[float | None]) -> float | None:
-    for time, value in zip(times, values, strict=True):
-        if value is not None and value <= 0.5:
+    """The first time ``values`` is at or below one half; where the curve sits at exactly one half up
+    to a later step, the midpoint of that flat stretch (as R's survival package reports it)."""
+    for i, (time, value) in enumerate(zip(times, values, strict=True)):
+        if value is not None and value <= _HALF:
+            if abs(value - 0.5) < 1e-9:
+                later = next(
+                    (
+                        t
+                        for t, v in zip(times[i + 1 :], values[i + 1 :], strict=True)
+                        if v is None or v < value - 1e-12
+                    ),
+                    None,
+                )
+                if later is not None:
+                    return (time + later) / 2
             return time
     return None
 
