@@ -3,9 +3,9 @@
 :func:`episodes_for` turns a :class:`~stride.core.cohorts.CohortSpec` into a
 queryset of :class:`~stride.outcomes.models.Episode` rows (only patients whose
 registry consent stands, only the given clinics). :func:`analysis_rows`
-reads everything an analysis needs about those episodes in a handful of
-``values_list`` queries (chunked ``__in`` filters over ids, joined in
-Python) and returns frozen :class:`EpisodeRow` records that carry no name,
+reads everything an analysis needs about those episodes in six ``values_list``
+queries (each filtered by the cohort as a subquery, joined in Python) and
+returns frozen :class:`EpisodeRow` records that carry no name,
 record number, date of birth or calendar date — only a pseudonymous key,
 ages, and days counted from the index date. The statistics work on these
 rows and never touch the ORM.
@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import CharField, Exists, FloatField, OuterRef, Q, QuerySet
-from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, ExtractDay, ExtractMonth, ExtractYear, Round
+from django.db.models import Aggregate, CharField, Exists, FloatField, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Cast, Concat, ExtractDay, ExtractMonth, ExtractYear, Round
 from django.utils import timezone
 
 from stride.care.models import CarePlan, Injectate, PlanStep, Procedure, TreatmentHistory
@@ -132,36 +130,15 @@ def episodes_for(spec: CohortSpec, clinic_ids: Iterable[int] | None) -> QuerySet
 # --------------------------------------------------------------------------- the rows
 
 
-def _chunk_size() -> int:
-    limit = 30_000  # PostgreSQL takes at most 65,535 parameters a statement
-    if connection.vendor == "sqlite":
-        connection.ensure_connection()
-        try:
-            import sqlite3
+class _Joined(Aggregate):
+    """The group's texts joined by spaces, in no particular order (``GROUP_CONCAT`` / ``string_agg``)."""
 
-            variables = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        except AttributeError:  # Python < 3.11
-            variables = 999
-        limit = min(50_000, variables - 50)
-    return max(limit, 100)
+    function = "GROUP_CONCAT"
+    template = "%(function)s(%(expressions)s, ' ')"
+    output_field = CharField()
 
-
-def _chunks(ids: Sequence[int], size: int) -> Iterator[list[int] | RawSQL]:
-    """``ids`` in pieces a ``__in`` filter takes.
-
-    SQLite and PostgreSQL get them all at once as a single parameter (a JSON array read by
-    ``json_each``, an array ``unnest``-ed): no variable limit, and none of the ORM's per-value work,
-    which costs more than the query at 100,000 ids. Other databases get chunks of ``size``.
-    """
-    if not ids:
-        return
-    if connection.vendor == "sqlite":
-        yield RawSQL("SELECT value FROM json_each(%s)", (json.dumps(list(ids)),))
-    elif connection.vendor == "postgresql":
-        yield RawSQL("SELECT unnest(%s::bigint[])", (list(ids),))
-    else:
-        for start in range(0, len(ids), size):
-            yield list(ids[start : start + size])
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="STRING_AGG", **extra)
 
 
 def _text(field: str) -> Cast:
@@ -174,12 +151,21 @@ def _day(text: str | None) -> dt.date | None:
     return dt.date.fromisoformat(text[:10]) if text else None
 
 
+@cache
+def _ordinal(text: str) -> int:
+    """An ISO date as a day number (days between two dates = difference of their numbers)."""
+    return dt.date.fromisoformat(text[:10]).toordinal()
+
+
 def _pseudonymiser() -> Callable[[int], str]:
     """Episode id → a 16-hex-digit key: keyed BLAKE2b, stable within this installation, not reversible."""
     secret = hashlib.sha256(f"stride-cohort-key:{settings.SECRET_KEY}".encode()).digest()
+    keyed = hashlib.blake2b(key=secret, digest_size=8)  # copied per id: the key block is hashed once
 
     def key(episode_id: int) -> str:
-        return hashlib.blake2b(b"episode:%d" % episode_id, key=secret, digest_size=8).hexdigest()
+        digest = keyed.copy()
+        digest.update(b"episode:%d" % episode_id)
+        return digest.hexdigest()
 
     return key
 
@@ -194,6 +180,10 @@ def _check_measure(instrument: str, scale: str) -> None:
         raise Invalid(f"{definition.short_name} has no scale {scale!r} (it has {known}).", "scale")
 
 
+#: Stored follow-up states the worker moves on once a day (pending → due → missed).
+_MOVING = frozenset({"pending", "due"})
+
+
 def analysis_rows(
     spec: CohortSpec,
     clinic_ids: Iterable[int] | None,
@@ -206,17 +196,22 @@ def analysis_rows(
 
     Follow-up states that the worker has not yet moved on (pending → due → missed) are read as of
     ``today`` (each clinic's own day when not given). Answers given after a window closed (flagged
-    "late") do not count as that time point's score.
+    "late") do not count as that time point's score. A time point without a follow-up reads as
+    pending (cancelled once the episode has ended).
+
+    Six queries whatever the cohort's size, each filtered by the cohort as a subquery: the episodes
+    with their patient, condition and index procedure; the injectates of those procedures; the
+    follow-up states, one text per episode; the scores; and, for re-treatment and surgery, the
+    index treatments and surgeries of the same conditions.
     """
     _check_measure(instrument, scale)
     points = timepoints()
-    size = _chunk_size()
     plan = core_schedule.schedule()
+    cohort = episodes_for(spec, clinic_ids).order_by()
+    episode_ids = cohort.values("pk")
 
     base = list(
-        episodes_for(spec, clinic_ids)
-        .order_by("pk")
-        .values_list(
+        cohort.order_by("pk").values_list(
             "pk",
             "condition_id",
             _text("index_date"),
@@ -237,89 +232,90 @@ def analysis_rows(
     )
     if not base:
         return []
-    episode_ids = [row[0] for row in base]
-    condition_ids = sorted({row[1] for row in base})
-    procedure_ids = sorted({row[3] for row in base if row[3] is not None})
 
     clinics = {pk: (slug, zone) for pk, slug, zone in Clinic.objects.values_list("pk", "slug", "time_zone")}
     now = timezone.now()
     clinic_today = {pk: today or today_in(zone, now) for pk, (_, zone) in clinics.items()}
 
     injected: dict[int, list[InjectateRow]] = defaultdict(list)
-    for chunk in _chunks(procedure_ids, size):
-        for procedure_id, kind, leukocytes, activation, drug in (
-            Injectate.objects.filter(procedure_id__in=chunk)
-            .order_by("pk")
-            .values_list("procedure_id", "kind", "leukocytes", "activation", "drug__code")
-        ):
-            injected[procedure_id].append(InjectateRow(kind, leukocytes or "", activation or "", drug or ""))
+    for procedure_id, kind, leukocytes, activation, drug in (
+        Injectate.objects.filter(procedure_id__in=cohort.values("index_procedure_id"))
+        .order_by("pk")
+        .values_list("procedure_id", "kind", "leukocytes", "activation", "drug__code")
+    ):
+        injected[procedure_id].append(InjectateRow(kind, leukocytes or "", activation or "", drug or ""))
 
-    states: dict[int, dict[str, str]] = defaultdict(dict)
-    for chunk in _chunks(episode_ids, size):
-        for episode_id, point, status in (
-            FollowUp.objects.filter(episode_id__in=chunk)
-            .order_by()
-            .values_list("episode_id", "timepoint", "status")
-        ):
-            states[episode_id][point] = status
+    # "baseline=completed 1m=missed ...": one text per episode, far fewer rows than one per follow-up.
+    states: dict[int, str] = dict(
+        FollowUp.objects.filter(episode_id__in=episode_ids)
+        .order_by()
+        .values("episode_id")
+        .annotate(states=_Joined(Concat("timepoint", Value("="), "status")))
+        .values_list("episode_id", "states")
+    )
 
     scores: dict[int, dict[str, tuple[float | None, str]]] = defaultdict(dict)
-    for chunk in _chunks(episode_ids, size):
-        for episode_id, point, value, valid, collected, flags in (
-            Score.objects.filter(
-                response__follow_up__episode_id__in=chunk,
-                response__status=QuestionnaireResponse.Status.COMPLETED,
-                instrument=instrument,
-                scale=scale,
-            )
-            .order_by()
-            .values_list(
-                "response__follow_up__episode_id",
-                "response__follow_up__timepoint",
-                "value",
-                "valid",
-                _text("response__collected_on"),
-                _text("response__flags"),
-            )
-        ):
-            if flags and '"late"' in flags:
-                continue
-            scores[episode_id][point] = (value if valid else None, collected)
+    for episode_id, point, value, valid, collected in (
+        Score.objects.filter(
+            response__follow_up__episode_id__in=episode_ids,
+            response__status=QuestionnaireResponse.Status.COMPLETED,
+            instrument=instrument,
+            scale=scale,
+        )
+        .alias(_flags=_text("response__flags"))
+        .exclude(_flags__contains='"late"')
+        .order_by()
+        .values_list(
+            "response__follow_up__episode_id",
+            "response__follow_up__timepoint",
+            "value",
+            "valid",
+            _text("response__collected_on"),
+        )
+    ):
+        scores[episode_id][point] = (value if valid else None, collected)
 
-    later_index: dict[int, list[dt.date]] = defaultdict(list)
-    surgeries: dict[int, list[dt.date]] = defaultdict(list)
-    for chunk in _chunks(condition_ids, size):
-        for condition_id, performed_on, is_index, category in (
-            Procedure.objects.filter(condition_id__in=chunk)
-            .filter(Q(is_index=True) | Q(procedure_type__category="surgery"))
-            .order_by()
-            .values_list("condition_id", _text("performed_on"), "is_index", "procedure_type__category")
-        ):
-            performed_on = _day(performed_on)
-            if is_index:
-                later_index[condition_id].append(performed_on)
-            if category == "surgery":
-                surgeries[condition_id].append(performed_on)
-        for condition_id, index_date in (
-            Episode.objects.filter(condition_id__in=chunk)
-            .order_by()
-            .values_list("condition_id", _text("index_date"))
-        ):
-            later_index[condition_id].append(_day(index_date))
+    # Day numbers of each condition's index treatments and surgeries, for re-treatment and surgery.
+    later_index: dict[int, list[int]] = defaultdict(list)
+    surgeries: dict[int, list[int]] = defaultdict(list)
+    condition_ids = cohort.values("condition_id")
+    for condition_id, performed_on, is_index, category in (
+        Procedure.objects.filter(condition_id__in=condition_ids)
+        .filter(Q(is_index=True) | Q(procedure_type__category="surgery"))
+        .order_by()
+        .values_list("condition_id", _text("performed_on"), "is_index", "procedure_type__category")
+    ):
+        if is_index:
+            later_index[condition_id].append(_ordinal(performed_on))
+        if category == "surgery":
+            surgeries[condition_id].append(_ordinal(performed_on))
+    for condition_id, index_date in (
+        Episode.objects.filter(condition_id__in=condition_ids)
+        .order_by()
+        .values_list("condition_id", _text("index_date"))
+    ):
+        later_index[condition_id].append(_ordinal(index_date))
+    for days in (*later_index.values(), *surgeries.values()):
+        days.sort()
 
-    def first_after(days: Iterable[dt.date], index: dt.date) -> int | None:
-        after = [(day - index).days for day in days if day > index]
-        return min(after) if after else None
+    def first_after(days: list[int] | None, index: int) -> int | None:
+        """Days from ``index`` to the first of ``days`` (sorted day numbers) after it."""
+        if not days or days[-1] <= index:
+            return None
+        return days[bisect_right(days, index)] - index
 
-    windows_on: dict[dt.date, dict[str, core_schedule.Window]] = {}
+    # Per index date and day: what each time point's stored pending/due reads as today.
+    moved_on: dict[tuple[dt.date, dt.date], dict[str, str]] = {}
+    blank = dict.fromkeys(points)
+    unstarted = {ended: dict.fromkeys(points, "cancelled" if ended else "pending") for ended in (False, True)}
     pseudonym = _pseudonymiser()
     rows = []
     for (
         episode_id,
         condition_id,
-        index_date,
+        index_text,
         procedure_id,
-        ended_on,
+        ended_text,
         end_reason,
         condition,
         laterality,
@@ -332,38 +328,50 @@ def analysis_rows(
         procedure_type,
         category,
     ) in base:
-        index_date, ended_on, born = _day(index_date), _day(ended_on), _day(born)
-        status: dict[str, str] = {}
-        by_point = states.get(episode_id, {})
-        windows: dict[str, core_schedule.Window] | None = None
-        for point in points:
-            stored = by_point.get(point)
-            if stored is None:
-                stored = "pending" if ended_on is None else "cancelled"
-            elif stored in ("pending", "due"):
-                # The worker moves states on once a day; read them as of today all the same.
-                if windows is None:
-                    windows = windows_on.get(index_date)
-                    if windows is None:
-                        windows = {window.timepoint: window for window in plan.windows(index_date)}
-                        windows_on[index_date] = windows
-                if point in windows:
-                    stored = windows[point].state(clinic_today[clinic_id], completed=False)
-            status[point] = stored
-        answered = scores.get(episode_id, {})
-        values = {point: answered[point][0] if point in answered else None for point in points}
-        answer_days = {
-            point: (_day(answered[point][1]) - index_date).days if point in answered else None  # type: ignore[operator]
-            for point in points
-        }
-        known_days = [days for days in answer_days.values() if days is not None]
-        last_answer = max(known_days) if known_days else None
-        ended_days = (ended_on - index_date).days if ended_on else None
+        index_date = _day(index_text)
+        index = _ordinal(index_text)
+        ended_days = _ordinal(ended_text) - index if ended_text else None
+
+        stored_text = states.get(episode_id)
+        if stored_text is None:
+            status = unstarted[ended_text is not None].copy()
+        else:
+            stored = dict(item.split("=", 1) for item in stored_text.split(" "))
+            status = {}
+            as_of = None
+            for point in points:
+                state = stored.get(point)
+                if state is None:
+                    state = "pending" if ended_text is None else "cancelled"
+                elif state in _MOVING:
+                    # The worker moves states on once a day; read them as of today all the same.
+                    if as_of is None:
+                        day = clinic_today[clinic_id]
+                        as_of = moved_on.get((index_date, day))
+                        if as_of is None:
+                            windows = plan.windows(index_date)
+                            as_of = {w.timepoint: w.state(day, completed=False) for w in windows}
+                            moved_on[index_date, day] = as_of
+                    state = as_of.get(point, state)
+                status[point] = state
+
+        values = blank.copy()
+        answer_days = blank.copy()
+        last_answer = None
+        answered = scores.get(episode_id)
+        if answered:
+            for point, (value, collected) in answered.items():
+                if point in values:
+                    days = _ordinal(collected) - index
+                    values[point] = value
+                    answer_days[point] = days
+                    if last_answer is None or days > last_answer:
+                        last_answer = days
         injectates = tuple(injected.get(procedure_id, ())) if procedure_id else ()
         rows.append(
             EpisodeRow(
                 key=pseudonym(episode_id),
-                age=rules.age_on(born, index_date),
+                age=rules.age_on(_day(born), index_date),
                 sex=sex,
                 bmi=anthropometry.bmi(height, weight),
                 activity_level=activity or "",
@@ -378,8 +386,8 @@ def analysis_rows(
                 scores=values,
                 status=status,
                 answer_days=answer_days,
-                retreated_days=first_after(later_index.get(condition_id, ()), index_date),
-                surgery_days=first_after(surgeries.get(condition_id, ()), index_date),
+                retreated_days=first_after(later_index.get(condition_id), index),
+                surgery_days=first_after(surgeries.get(condition_id), index),
                 ended_days=ended_days,
                 end_reason=end_reason or "",
                 last_answer_days=last_answer,

@@ -18,6 +18,7 @@ from django.db import models, transaction
 from stride.clinics import access
 from stride.clinics.models import Clinic
 from stride.core import cohorts
+from stride.patients.models import Patient
 
 if TYPE_CHECKING:
     from stride.clinics.access import AnyUser
@@ -108,3 +109,19 @@ class SavedCohortClinic(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cohort} at clinic {self.clinic_id}"
+
+
+class CaseNarrative(models.Model):
+    """The clinician's narrative paragraph of a patient's case report (one per patient)."""
+
+    scope_path = "patient__"
+
+    patient = models.OneToOneField(Patient, on_delete=models.CASCADE, related_name="case_narrative")
+    text = models.TextField(blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Case narrative of patient {self.patient_id}"

@@ -8,4 +8,5 @@ urlpatterns = [
     path("analytics/cohorts/new/", views.cohort_edit, name="cohort-create"),
     path("analytics/cohorts/<int:pk>/", views.cohort_edit, name="cohort-edit"),
     path("analytics/cohorts/<int:pk>/delete/", views.cohort_delete, name="cohort-delete"),
+    path("patients/<int:pk>/case-report/", views.case_report, name="case-report"),
 ]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,14 +22,22 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_POST
 
 from stride.analytics import reports
+from stride.analytics.case_report import (
+    build_case_report,
+    case_json,
+    render_case_body,
+    render_case_html,
+    render_case_pdf,
+)
 from stride.analytics.forms import CohortForm, ReportForm, clinics_for
-from stride.analytics.models import SavedCohort
+from stride.analytics.models import CaseNarrative, SavedCohort
 from stride.audit.log import record
 from stride.audit.models import AuditEntry
 from stride.clinics import access
 from stride.clinics.access import Action
 from stride.core import charts, cohorts
 from stride.core.errors import Invalid, StrideError
+from stride.patients.views import patient_for
 
 FORMATS = {
     "html": "text/html; charset=utf-8",
@@ -223,3 +233,73 @@ def _figure(request: HttpRequest, built: reports.CohortReport, name: str, filena
     response = HttpResponse(svg, content_type="image/svg+xml")
     response["Content-Disposition"] = f'attachment; filename="{filename}.svg"'
     return response
+
+
+# --------------------------------------------------------------------------- case reports
+
+
+class NarrativeForm(forms.Form):
+    text = forms.CharField(
+        label="Narrative paragraph",
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text="Shown in every version of the report, de-identified ones too: write no names or dates.",
+    )
+
+
+@login_required
+def case_report(request: HttpRequest, pk: int) -> HttpResponse:
+    """A patient's case report: de-identified unless ``identified=1``; ``format=`` downloads it."""
+    patient = patient_for(request, pk)
+    identified = request.GET.get("identified") == "1"
+    can_write = access.can(request.user, Action.RECORD_PROCEDURE, patient.clinic_id)
+    form = NarrativeForm(initial={"text": getattr(getattr(patient, "case_narrative", None), "text", "")})
+    if request.method == "POST":
+        if not can_write:
+            raise PermissionDenied("Only clinicians write case narratives.")
+        form = NarrativeForm(request.POST)
+        if form.is_valid():
+            CaseNarrative.objects.update_or_create(
+                patient=patient,
+                defaults={"text": form.cleaned_data["text"].strip(), "updated_by": request.user},
+            )
+            messages.success(request, "Narrative saved.")
+            return redirect(request.get_full_path())
+    wanted = request.GET.get("format", "")
+    if wanted and wanted not in ("html", "pdf", "json"):
+        raise Http404("Unknown format.")
+    built = build_case_report(patient, identified=identified, user=request.user)
+    if identified or wanted:
+        record(
+            AuditEntry.Action.EXPORT if wanted else AuditEntry.Action.VIEW,
+            patient,
+            detail={"report": "case", "identified": identified, "format": wanted or "page"},
+        )
+    if wanted:
+        stem = (
+            f"case-report-{patient.record_number if identified else patient.pk}-{dt.date.today().isoformat()}"
+        )
+        if wanted == "json":
+            response: HttpResponse = JsonResponse(case_json(built), json_dumps_params={"indent": 1})
+        elif wanted == "pdf":
+            try:
+                response = HttpResponse(render_case_pdf(built), content_type=FORMATS["pdf"])
+            except StrideError as error:
+                messages.error(request, str(error))
+                return redirect(request.path + ("?identified=1" if identified else ""))
+        else:
+            response = HttpResponse(render_case_html(built), content_type=FORMATS["html"])
+        response["Content-Disposition"] = f'attachment; filename="{slugify(stem)}.{wanted}"'
+        return response
+    return render(
+        request,
+        "analytics/case_report.html",
+        {
+            "patient": patient,
+            "report": built,
+            "body": render_case_body(built),
+            "form": form,
+            "can_write": can_write,
+        },
+    )

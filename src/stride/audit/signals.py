@@ -32,6 +32,7 @@ AUDITED = {
     "outcomes.QuestionnaireResponse",
     "outcomes.PatientLink",
     "outcomes.MessageTemplate",
+    "analytics.CaseNarrative",
 }
 _IGNORED_FIELDS = {"updated_at", "last_login", "password"}
 

@@ -67,8 +67,20 @@ def score_chart(
     band: tuple[float, float] | None = None,
     higher_is_better: bool = True,
     unit: str = "",
+    origin: dt.date | None = None,
 ) -> str:
-    """An SVG line chart of ``points`` on a fixed ``low``–``high`` axis (the instrument's range)."""
+    """An SVG line chart of ``points`` on a fixed ``low``–``high`` axis (the instrument's range).
+
+    With ``origin`` no calendar date appears: the axis counts months from that day and tooltips say
+    "day +42" (de-identified case reports).
+    """
+
+    def when(day: dt.date) -> str:
+        if origin is None:
+            return f"{day:%d %b %Y}"
+        days = (day - origin).days
+        return f"day {days:+d}" if days else "day 0"
+
     dates = [p.date for p in points] + [m.date for m in markers]
     if not dates:
         return ""
@@ -89,7 +101,7 @@ def score_chart(
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" class="score-chart" '
-        f'role="img" aria-label="{escape(_description(title, points, band, higher_is_better))}">',
+        f'role="img" aria-label="{escape(_description(title, points, band, higher_is_better, when))}">',
         f"<title>{escape(title)}</title>",
     ]
     if band is not None:
@@ -103,17 +115,17 @@ def score_chart(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>'
             f'<text class="ytick" x="{LEFT - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick:g}</text>'
         )
-    for tick in _date_ticks(start, end):
+    ticks = _date_ticks(start, end) if origin is None else _month_ticks(start, end, origin)
+    for tick, label in ticks:
         parts.append(
-            f'<text class="xtick" x="{x(tick):.1f}" y="{HEIGHT - 12}" '
-            f'text-anchor="middle">{tick:%b %Y}</text>'
+            f'<text class="xtick" x="{x(tick):.1f}" y="{HEIGHT - 12}" text-anchor="middle">{label}</text>'
         )
     for marker in markers:
         cls = "marker index" if marker.index else "marker"
         parts.append(
             f'<g class="{cls}"><line x1="{x(marker.date):.1f}" x2="{x(marker.date):.1f}" y1="{TOP}" '
             f'y2="{TOP + plot_h}"/><path d="M{x(marker.date) - 5:.1f},{TOP} l5,8 l5,-8 z"/>'
-            f"<title>{escape(marker.label)} — {marker.date:%d %b %Y}</title></g>"
+            f"<title>{escape(marker.label)} — {when(marker.date)}</title></g>"
         )
     if points:
         path = " ".join(
@@ -122,7 +134,7 @@ def score_chart(
         parts.append(f'<path class="line" d="{path}"/>')
         for p in points:
             cls = "point flagged" if p.flagged else "point"
-            tip = f"{p.label + ': ' if p.label else ''}{p.value:g}{unit} on {p.date:%d %b %Y}"
+            tip = f"{p.label + ': ' if p.label else ''}{p.value:g}{unit} on {when(p.date)}"
             parts.append(
                 f'<circle class="{cls}" cx="{x(p.date):.1f}" cy="{y(p.value):.1f}" r="4.5">'
                 f"<title>{escape(tip)}</title></circle>"
@@ -146,7 +158,7 @@ def _ticks(low: float, high: float) -> list[float]:
     return ticks
 
 
-def _date_ticks(start: dt.date, end: dt.date) -> list[dt.date]:
+def _date_ticks(start: dt.date, end: dt.date) -> list[tuple[dt.date, str]]:
     months = (end.year - start.year) * 12 + end.month - start.month
     step = max(1, -(-months // 6))
     ticks = []
@@ -157,21 +169,40 @@ def _date_ticks(start: dt.date, end: dt.date) -> list[dt.date]:
         day = dt.date(year, month, 1)
         if day > end:
             break
-        ticks.append(day)
+        ticks.append((day, f"{day:%b %Y}"))
         month += step
     return ticks
 
 
+def _month_ticks(start: dt.date, end: dt.date, origin: dt.date) -> list[tuple[dt.date, str]]:
+    """Ticks every few months counted from ``origin`` ("0", "3 m", "−1 m"), within start … end."""
+    from stride.core.schedule import add_months
+
+    span = (end.year - start.year) * 12 + end.month - start.month
+    step = next(s for s in (1, 2, 3, 6, 12, 24) if span / s <= 7)
+    first = -((origin - start).days // 30 // step) * step - step
+    ticks = []
+    for k in range(first, span + step + 1, step):
+        day = add_months(origin, k) if k >= 0 else origin - dt.timedelta(days=round(-k * 30.44))
+        if start <= day <= end:
+            ticks.append((day, "0" if k == 0 else f"{k} m".replace("-", "−")))
+    return ticks
+
+
 def _description(
-    title: str, points: Sequence[Point], band: tuple[float, float] | None, better_up: bool
+    title: str,
+    points: Sequence[Point],
+    band: tuple[float, float] | None,
+    better_up: bool,
+    when: Callable[[dt.date], str] = lambda day: f"{day:%d %b %Y}",
 ) -> str:
     if not points:
         return f"{title}: no scores yet."
     first, last = points[0], points[-1]
     count = f"{len(points)} score{'s' if len(points) != 1 else ''}"
-    text = f"{title}: {count}, from {first.value:g} on {first.date:%d %b %Y}"
+    text = f"{title}: {count}, from {first.value:g} on {when(first.date)}"
     if len(points) > 1:
-        text += f" to {last.value:g} on {last.date:%d %b %Y}"
+        text += f" to {last.value:g} on {when(last.date)}"
         if band is not None:
             outside = last.value > max(band) or last.value < min(band)
             improved = (last.value > first.value) == better_up
@@ -1165,6 +1196,7 @@ def km_chart(curves: Sequence[tuple[str, Durability]], *, title: str = "", minim
     ticks = risk_times if len(risk_times) >= 2 else _ticks(0, math.ceil(end))
     end = max(end, ticks[-1])
     level = curves[drawn[0]][1].km.level  # type: ignore[union-attr]
+    origin = getattr(curves[drawn[0]][1], "origin", "the index treatment")
     width = COHORT_WIDTH
     left, right = LABEL_COLUMN, width - 22
     plot_w = right - left
@@ -1221,7 +1253,7 @@ def km_chart(curves: Sequence[tuple[str, Durability]], *, title: str = "", minim
         )
     parts.append(
         f'<text x="{left + plot_w / 2:.1f}" y="{plot_bottom + 34}" text-anchor="middle" fill="{MUTED}">'
-        "Months after the index treatment</text>"
+        f"Months after {escape(origin)}</text>"
     )
     bands, lines = [], []
     for i in drawn:

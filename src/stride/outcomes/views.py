@@ -81,8 +81,14 @@ def _chips(follow_up: FollowUp, library: dict[str, Any]) -> list[dict[str, Any]]
     return chips
 
 
-def score_charts(patient: Patient, procedures: list[Procedure]) -> list[dict[str, Any]]:
-    """One SVG per instrument scale the patient has scores on, oldest score first."""
+def score_charts(
+    patient: Patient, procedures: list[Procedure], *, origin: dt.date | None = None
+) -> list[dict[str, Any]]:
+    """One SVG per instrument scale the patient has scores on, oldest score first.
+
+    With ``origin`` the time axis counts months from that day instead of showing dates
+    (de-identified case reports).
+    """
     scores = (
         Score.objects.filter(response__patient=patient, response__status="completed", valid=True)
         .select_related("response__follow_up")
@@ -137,6 +143,7 @@ def score_charts(patient: Patient, procedures: list[Procedure]) -> list[dict[str
                     band=band,
                     higher_is_better=scale.higher_is_better,
                     unit=scale.unit,
+                    origin=origin,
                 ),
                 "latest": points[-1] if points else None,
                 "mcid": scale.mcid,
