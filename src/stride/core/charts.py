@@ -215,7 +215,7 @@ def _description(
 
 # =========================================================================== cohort charts
 
-_FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+_FONT = "'DejaVu Sans', 'Bitstream Vera Sans', Verdana, sans-serif"  # the widths text is measured with
 INK, MUTED, GRID, AXIS = "#1f2a30", "#5f6b73", "#e3e8eb", "#8c979e"
 #: Okabe–Ito, in the order that keeps the first cohorts most distinct on white (yellow left out).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
