@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from stride.analytics.dataset import analysis_rows, episodes_for
-from stride.core.analysis import completeness
 from stride.analytics.models import SavedCohort
+from stride.core.analysis import completeness
 from stride.core.cohorts import CohortSpec, describe, parse_spec
 from stride.core.errors import Invalid
 from stride.outcomes import services
