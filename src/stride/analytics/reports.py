@@ -345,7 +345,24 @@ def _context(report: CohortReport) -> dict[str, Any]:
         "event_name": analysis.EVENTS[report.event],
         "months": {p.code: p.name for p in core_schedule.schedule().timepoints},
         "rows_by_label": list(zip(report.labels, report.descriptions, report.results, strict=True)),
+        "completeness": completeness_lines(report),
     }
+
+
+def completeness_lines(report: CohortReport) -> list[tuple[str, list[tuple[str, int | None, int | None]]]]:
+    """Per cohort, (time point, answered, due) for every follow-up time point that is due for anyone:
+    the line printed under each figure, so no figure is read without its missing patients."""
+    lines = []
+    for result in report.results:
+        if result.withheld:
+            continue
+        points = [
+            (point.timepoint, point.flow.answered, point.flow.due)
+            for point in result.points
+            if point.timepoint != "baseline" and point.flow.due != 0
+        ]
+        lines.append((result.label, points))
+    return lines
 
 
 def render_body(report: CohortReport) -> str:
