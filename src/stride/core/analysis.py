@@ -24,6 +24,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -122,41 +123,62 @@ class Completeness:
 _ENDED = {"withdrawn": "withdrawn", "new-index": "retreated", "stopped": "stopped"}
 
 
-def completeness(rows: Sequence[EpisodeRow]) -> list[Completeness]:
-    """Per time point: treated, due (window passed or open), answered, missed, withdrawn, re-treated."""
-    result = []
+#: What a row's time point is, for the flow: answered, missed, open (due, not answered yet), ended
+#: (follow-up ended before it: withdrawn / retreated / stopped) or not yet due.
+_DUE = frozenset({"answered", "missed", "open"})
+
+
+def _states(rows: Sequence[Any]) -> dict[str, list[str]]:
+    """Per time point, each row's state in the flow (one pass; the flow and the responder
+    denominators both read it)."""
+    states: dict[str, list[str]] = {}
     for point in timepoints():
-        counts = dict.fromkeys(
-            (
-                "due",
-                "answered",
-                "scored",
-                "missed",
-                "open",
-                "not_yet_due",
-                "withdrawn",
-                "retreated",
-                "stopped",
-            ),
-            0,
-        )
+        column = []
         for row in rows:
             status = row.status.get(point, "pending")
             if row.answer_days.get(point) is not None or status == "completed":
-                counts["due"] += 1
-                counts["answered"] += 1
-                counts["scored"] += row.scores.get(point) is not None
+                column.append("answered")
             elif status == "missed":
-                counts["due"] += 1
-                counts["missed"] += 1
+                column.append("missed")
             elif status == "due":
-                counts["due"] += 1
-                counts["open"] += 1
+                column.append("open")
             elif status == "cancelled":
-                counts[_ENDED.get(row.end_reason, "stopped")] += 1
+                column.append(_ENDED.get(row.end_reason, "stopped"))
             else:
-                counts["not_yet_due"] += 1
-        result.append(Completeness(timepoint=point, treated=len(rows), **counts))
+                column.append("not_yet_due")
+        states[point] = column
+    return states
+
+
+def completeness(
+    rows: Sequence[EpisodeRow], states: Mapping[str, list[str]] | None = None
+) -> list[Completeness]:
+    """Per time point: treated, due (window passed or open), answered, missed, withdrawn, re-treated."""
+    states = states if states is not None else _states(rows)
+    result = []
+    for point in timepoints():
+        column = states[point]
+        counts = Counter(column)
+        scored = sum(
+            1
+            for row, state in zip(rows, column, strict=True)
+            if state == "answered" and row.scores.get(point) is not None
+        )
+        result.append(
+            Completeness(
+                timepoint=point,
+                treated=len(rows),
+                due=counts["answered"] + counts["missed"] + counts["open"],
+                answered=counts["answered"],
+                scored=scored,
+                missed=counts["missed"],
+                open=counts["open"],
+                not_yet_due=counts["not_yet_due"],
+                withdrawn=counts["withdrawn"],
+                retreated=counts["retreated"],
+                stopped=counts["stopped"],
+            )
+        )
     return result
 
 
@@ -225,10 +247,26 @@ class CohortResult:
         raise Invalid(f"No time point {code!r}.", "timepoint")
 
 
-def _responds(instrument: Instrument, scale: str, row: Any, point: str, definition: str) -> bool | None:
-    return scoring.responder(
-        instrument, scale, row.scores.get("baseline"), row.scores.get(point), definition=definition
-    )
+class _Responds:
+    """``scoring.responder`` for rows, remembered per (baseline, follow-up, definition): scores take
+    few distinct values, and a 100,000-row cohort asks about a million times."""
+
+    def __init__(self, instrument: Instrument, scale: str) -> None:
+        self.instrument, self.scale = instrument, scale
+        self.known: dict[tuple[Any, Any, str], bool | None] = {}
+
+    def __call__(self, row: Any, point: str, definition: str) -> bool | None:
+        return self.verdict(row.scores.get("baseline"), row.scores.get(point), definition)
+
+    def verdict(self, baseline: Any, followup: Any, definition: str) -> bool | None:
+        key = (baseline, followup, definition)
+        try:
+            return self.known[key]
+        except KeyError:
+            answer = self.known[key] = scoring.responder(
+                self.instrument, self.scale, baseline, followup, definition=definition
+            )
+            return answer
 
 
 def _definitions(instrument: Instrument, scale: str) -> list[tuple[str, str]]:
@@ -275,6 +313,7 @@ def durability(
     if not definition:
         text = f"{instrument.short_name} has no responder definition, so loss of response cannot be studied."
         return durations, events, excluded, text
+    responds = _Responds(instrument, scale)
     for row in rows:
         first = None
         loss = None
@@ -283,7 +322,7 @@ def durability(
             days = row.answer_days.get(point)
             if days is None:
                 continue
-            answer = _responds(instrument, scale, row, point, definition)
+            answer = responds(row, point, definition)
             if answer is None:
                 continue
             if first is None:
@@ -342,22 +381,36 @@ def analyse(
     """
     target = instrument.scale(scale)
     schedule = core_schedule.schedule()
-    flows = {flow.timepoint: flow for flow in completeness(rows)}
+    states = _states(rows)
+    flows = {flow.timepoint: flow for flow in completeness(rows, states)}
     definitions = _definitions(instrument, scale)
+    responds = _Responds(instrument, scale)
     version = f"{instrument.code} v{instrument.version}"
+    baseline = [row.scores.get("baseline") for row in rows]
     points = []
     for point in schedule.timepoints:
         code = point.code
-        score = stats.summary([row.scores.get(code) for row in rows], level)
+        values = [row.scores.get(code) for row in rows]
+        score = stats.summary(values, level)
         change = None
         responders: list[ResponderLine] = []
         if code != "baseline":
-            change = stats.change_from_baseline(
-                [(row.scores.get("baseline"), row.scores.get(code)) for row in rows], level
+            change = stats.change_from_baseline(zip(baseline, values, strict=True), level)
+            # Every patient due counts once; the verdict depends only on (baseline, follow-up).
+            due = Counter(
+                (b, v) for b, v, state in zip(baseline, values, states[code], strict=True) if state in _DUE
             )
-            due = [row for row in rows if _is_due(row, code)]
+            total = sum(due.values())
             for name, description in definitions:
-                outcomes = [_responds(instrument, scale, row, code, name) for row in due]
+                yes = answered = 0
+                for (b, v), count in due.items():
+                    verdict = responds.verdict(b, v, name)
+                    if verdict is not None:
+                        answered += count
+                        yes += count if verdict else 0
+                outcomes = chain(
+                    repeat(True, yes), repeat(False, answered - yes), repeat(None, total - answered)
+                )
                 responders.append(
                     ResponderLine(name, description, version, stats.responder_rate(outcomes, level=level))
                 )
@@ -399,11 +452,6 @@ def analyse(
         minimum=None,
     )
     return result if minimum is None else hide_small(result, minimum)
-
-
-def _is_due(row: Any, point: str) -> bool:
-    """Whether the time point is due for the row: answered, missed, or its window open."""
-    return row.answer_days.get(point) is not None or row.status.get(point) in ("completed", "missed", "due")
 
 
 # --------------------------------------------------------------------------- small cells

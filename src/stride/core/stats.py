@@ -38,15 +38,15 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _floats(values: Iterable[Any]) -> np.ndarray:
+    """Values as a float array, a missing one (None) as NaN."""
+    return np.array(values if isinstance(values, list | tuple) else list(values), dtype=float)
+
+
 def _clean(values: Iterable[Any]) -> tuple[list[float], int]:
-    kept: list[float] = []
-    dropped = 0
-    for value in values:
-        if _missing(value):
-            dropped += 1
-        else:
-            kept.append(float(value))
-    return kept, dropped
+    array = _floats(values)
+    missing = np.isnan(array)
+    return array[~missing].tolist(), int(missing.sum())
 
 
 def _float(value: Any) -> float | None:
@@ -87,9 +87,13 @@ def _median_ci(ordered: Sequence[float], level: float) -> tuple[tuple[float, flo
     """
     n = len(ordered)
     alpha = 1 - level
-    r = 0
-    while r < n and sps.binom.cdf(r, n, 0.5) <= alpha / 2:
+    if n == 0:
+        return None, None
+    # r = the smallest k with P(B ≤ k) > α/2 (the quantile function gives ≥; step past an exact tie).
+    r = int(sps.binom.ppf(alpha / 2, n, 0.5))
+    if sps.binom.cdf(r, n, 0.5) <= alpha / 2:
         r += 1
+    r = min(r, n)
     if r == 0:
         return None, None
     coverage = 1 - 2 * float(sps.binom.cdf(r - 1, n, 0.5))
@@ -127,8 +131,9 @@ def change_from_baseline(
     pairs: Iterable[tuple[Number | None, Number | None]], level: float = LEVEL
 ) -> Summary:
     """:func:`summary` of follow-up − baseline over (baseline, follow-up) pairs; incomplete pairs dropped."""
-    changes = [None if _missing(b) or _missing(f) else float(f) - float(b) for b, f in pairs]  # type: ignore[arg-type]
-    result = summary(changes, level)
+    items = np.array(list(pairs), dtype=float).reshape(-1, 2)  # None becomes NaN
+    changes = items[:, 1] - items[:, 0]  # NaN where either is missing
+    result = summary(changes.tolist(), level)
     return Summary(
         **{
             **result.__dict__,
