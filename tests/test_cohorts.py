@@ -270,3 +270,90 @@ def test_saved_cohorts_are_seen_in_their_clinics(cast) -> None:
     assert list(SavedCohort.objects.visible_to(cast.olga)) == []
     with pytest.raises(Invalid, match="cannot save a cohort for Harbour"):
         SavedCohort.save_for(cast.rita, "Theirs", spec, clinics=[cast.clinic_b])
+
+
+# --------------------------------------------------------------------------- rows at the edges
+
+
+def test_rows_of_an_episode_without_procedure_or_follow_ups(cast) -> None:
+    """Follow-up started from a date (no index procedure, no injectates), its follow-ups since removed."""
+    from stride.core.analysis import timepoints
+    from stride.outcomes.models import FollowUp
+
+    episode = services.start_episode(make_condition(make_patient(cast.clinic_a, "E-1")), dt.date(2025, 1, 15))
+    FollowUp.objects.filter(episode=episode).delete()
+    [row] = analysis_rows(CohortSpec(), [cast.clinic_a.pk], "nprs", "total")
+    assert (row.procedure_type, row.procedure_category) == ("", "")
+    assert row.injectates == () and row.injectate_kinds == ()
+    assert list(row.status) == list(timepoints()) and set(row.status.values()) == {"pending"}
+    assert list(row.scores) == list(timepoints()) and set(row.scores.values()) == {None}
+    assert set(row.answer_days.values()) == {None} and row.baseline is None
+    assert (row.retreated_days, row.surgery_days) == (None, None)
+    assert (row.last_answer_days, row.censor_days) == (None, 0)
+
+    Episode.objects.filter(pk=episode.pk).update(ended_on=dt.date(2025, 3, 1), end_reason="stopped")
+    [row] = analysis_rows(CohortSpec(), [cast.clinic_a.pk], "nprs", "total")
+    assert set(row.status.values()) == {"cancelled"}  # a time point without a follow-up, after the end
+    assert (row.ended_days, row.end_reason, row.censor_days) == (45, "stopped", 45)
+
+
+def test_rows_leave_out_late_answers_and_keep_the_day_of_unscored_ones(cast) -> None:
+    from stride.outcomes.models import QuestionnaireResponse, Score
+
+    start = dt.date(2025, 1, 15)
+    episode = _treat(make_condition(make_patient(cast.clinic_a, "E-2")), start)
+    _answer(episode, "baseline", 8, start)
+    _answer(episode, "1m", 5, start + dt.timedelta(days=30))
+    _answer(episode, "3m", 3, start + dt.timedelta(days=91))
+    at = {"follow_up__episode": episode, "instrument": "nprs"}
+    QuestionnaireResponse.objects.filter(follow_up__timepoint="1m", **at).update(flags=["late"])
+    Score.objects.filter(response__follow_up__timepoint="3m", response__follow_up__episode=episode).update(
+        valid=False
+    )
+    [row] = analysis_rows(CohortSpec(), [cast.clinic_a.pk], "nprs", "total")
+    assert (row.scores["baseline"], row.scores["1m"], row.scores["3m"]) == (8, None, None)
+    assert (row.answer_days["1m"], row.answer_days["3m"]) == (None, 91)  # answered, but withheld
+    assert row.last_answer_days == 91 and row.censor_days == 91
+
+
+def test_rows_read_states_the_worker_has_not_moved_as_of_today(cast) -> None:
+    """Stored states stay pending until the worker runs; the rows read them as of the day asked for."""
+    from stride.outcomes.models import FollowUp
+
+    episode = _treat(make_condition(make_patient(cast.clinic_a, "E-3")), dt.date(2025, 1, 15))
+    FollowUp.objects.filter(episode=episode).update(status="pending")  # as if the worker never ran
+    rows = {
+        day: analysis_rows(CohortSpec(), [cast.clinic_a.pk], "nprs", "total", today=day)[0]
+        for day in (dt.date(2025, 3, 20), dt.date(2025, 4, 5))
+    }
+    march, april = rows[dt.date(2025, 3, 20)], rows[dt.date(2025, 4, 5)]
+    assert [march.status[point] for point in ("baseline", "1m", "3m")] == ["missed", "missed", "pending"]
+    assert april.status["3m"] == "due" and april.status["6m"] == "pending"
+
+
+def test_reading_rows_leaves_the_garbage_collector_and_the_connection_as_they_were(cast, is_postgres) -> None:
+    import gc
+
+    from django.db import connection
+
+    def jit() -> str | None:
+        if not is_postgres:
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW jit")
+            return cursor.fetchone()[0]
+
+    _treat(make_condition(make_patient(cast.clinic_a, "E-4")), dt.date(2025, 1, 15))
+    before = jit()
+    assert gc.isenabled()
+    assert len(analysis_rows(CohortSpec(), None, "nprs", "total")) == 1
+    assert gc.isenabled() and jit() == before
+    gc.disable()
+    try:
+        analysis_rows(CohortSpec(), None, "nprs", "total")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(Invalid):
+        analysis_rows(CohortSpec(), None, "nprs", "pain")
+    assert gc.isenabled() and jit() == before

@@ -3,31 +3,45 @@
 :func:`episodes_for` turns a :class:`~stride.core.cohorts.CohortSpec` into a
 queryset of :class:`~stride.outcomes.models.Episode` rows (only patients whose
 registry consent stands, only the given clinics). :func:`analysis_rows`
-reads everything an analysis needs about those episodes in six ``values_list``
-queries (each filtered by the cohort as a subquery, joined in Python) and
-returns frozen :class:`EpisodeRow` records that carry no name,
-record number, date of birth or calendar date — only a pseudonymous key,
-ages, and days counted from the index date. The statistics work on these
-rows and never touch the ORM.
+reads everything an analysis needs about those episodes in five queries (the
+cohort's episodes, then what belongs to them, given their ids as one
+parameter; joined in Python) and returns frozen :class:`EpisodeRow` records
+that carry no name, record number, date of birth or calendar date — only a
+pseudonymous key, ages, and days counted from the index date. The
+statistics work on these rows and never touch the ORM.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Aggregate, CharField, Exists, FloatField, OuterRef, Q, QuerySet, Value
+from django.db import connection, transaction
+from django.db.models import (
+    Aggregate,
+    BooleanField,
+    CharField,
+    Exists,
+    F,
+    FloatField,
+    Lookup,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.db.models.functions import Cast, Concat, ExtractDay, ExtractMonth, ExtractYear, Round
 from django.utils import timezone
 
 from stride.care.models import CarePlan, Injectate, PlanStep, Procedure, TreatmentHistory
-from stride.clinics.models import Clinic
 from stride.core import anthropometry, rules
 from stride.core import instruments as core_instruments
 from stride.core import schedule as core_schedule
@@ -130,6 +144,34 @@ def episodes_for(spec: CohortSpec, clinic_ids: Iterable[int] | None) -> QuerySet
 # --------------------------------------------------------------------------- the rows
 
 
+def _id_list(ids: Iterable[int]) -> str:
+    """Ids as the one text parameter :class:`_Among` takes: a PostgreSQL array literal, a JSON array.
+
+    Written out once here: the driver would adapt a list of 100,000 ints value by value for every
+    query (0.25 s each on PostgreSQL), and the ORM's ``__in`` would add a parameter per id.
+    """
+    text = ",".join(map(str, ids))
+    return f"{{{text}}}" if connection.vendor == "postgresql" else f"[{text}]"
+
+
+class _Among(Lookup):
+    """``lhs`` is one of the ids of ``rhs`` (an :func:`_id_list`), whatever their number.
+
+    PostgreSQL gets ``= ANY(array)``, which it plans from the array's length (a subquery over
+    ``unnest`` is planned as 200 rows, hence index probes where a hash join is faster); SQLite reads
+    the JSON array with ``json_each``.
+    """
+
+    lookup_name = "among"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        lhs, params = self.process_lhs(compiler, connection)
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s::bigint[])", (*params, self.rhs)
+        return f"{lhs} IN (SELECT value FROM json_each(%s))", (*params, self.rhs)
+
+
 class _Joined(Aggregate):
     """The group's texts joined by spaces, in no particular order (``GROUP_CONCAT`` / ``string_agg``)."""
 
@@ -141,8 +183,20 @@ class _Joined(Aggregate):
         return self.as_sql(compiler, connection, function="STRING_AGG", **extra)
 
 
+def _fetch(queryset: QuerySet[Any]) -> list[tuple[Any, ...]]:
+    """A ``values_list`` query's rows as the database driver gives them.
+
+    No per-value converters (booleans stay 0/1 on SQLite, casts to float are already floats): the
+    callers only test the booleans' truth.
+    """
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def _text(field: str) -> Cast:
-    """A date column as ISO text, parsed by ``date.fromisoformat``: much faster than the ORM's converter."""
+    """A date column as ISO text on either database, read by the cached :func:`_day` and :func:`_ordinal`."""
     return Cast(field, CharField())
 
 
@@ -153,14 +207,14 @@ def _day(text: str | None) -> dt.date | None:
 
 @cache
 def _ordinal(text: str) -> int:
-    """An ISO date as a day number (days between two dates = difference of their numbers)."""
+    """An ISO date as a day number: the days between two dates are the difference of their numbers."""
     return dt.date.fromisoformat(text[:10]).toordinal()
 
 
 def _pseudonymiser() -> Callable[[int], str]:
     """Episode id → a 16-hex-digit key: keyed BLAKE2b, stable within this installation, not reversible."""
     secret = hashlib.sha256(f"stride-cohort-key:{settings.SECRET_KEY}".encode()).digest()
-    keyed = hashlib.blake2b(key=secret, digest_size=8)  # copied per id: the key block is hashed once
+    keyed = hashlib.blake2b(key=secret, digest_size=8)  # copied for each id: the key is hashed once
 
     def key(episode_id: int) -> str:
         digest = keyed.copy()
@@ -180,6 +234,33 @@ def _check_measure(instrument: str, scale: str) -> None:
         raise Invalid(f"{definition.short_name} has no scale {scale!r} (it has {known}).", "scale")
 
 
+@contextmanager
+def _bulk_reading() -> Iterator[None]:
+    """Around reading a cohort's rows.
+
+    The garbage collector is paused (for the whole process, as it only can be): the rows hold no
+    reference cycles, and its passes over the millions of objects they are made of cost about a
+    second at 100,000 episodes. On PostgreSQL the queries run in one transaction with JIT compilation
+    off, set back afterwards: compiling the cohort's query alone took about 0.5 s at 100,000.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        if connection.vendor != "postgresql":
+            yield
+            return
+        nested = connection.in_atomic_block
+        with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', true)")
+            previous = cursor.fetchone()[0]
+            yield
+            if nested:  # else the commit ends the setting
+                cursor.execute("SELECT set_config('jit', %s, true)", [previous])
+    finally:
+        if collecting:
+            gc.enable()
+
+
 #: Stored follow-up states the worker moves on once a day (pending → due → missed).
 _MOVING = frozenset({"pending", "due"})
 
@@ -195,23 +276,30 @@ def analysis_rows(
     """One de-identified row per index episode of the cohort, with ``instrument``/``scale`` scores.
 
     Follow-up states that the worker has not yet moved on (pending → due → missed) are read as of
-    ``today`` (each clinic's own day when not given). Answers given after a window closed (flagged
-    "late") do not count as that time point's score. A time point without a follow-up reads as
-    pending (cancelled once the episode has ended).
+    ``today`` (each clinic's own day when not given); a time point without a follow-up reads as
+    pending, or cancelled once the episode has ended. Answers given after a window closed (flagged
+    "late") do not count as that time point's score.
 
-    Six queries whatever the cohort's size, each filtered by the cohort as a subquery: the episodes
-    with their patient, condition and index procedure; the injectates of those procedures; the
-    follow-up states, one text per episode; the scores; and, for re-treatment and surgery, the
-    index treatments and surgeries of the same conditions.
+    Five queries whatever the cohort's size: the episodes with their patient, clinic, condition and
+    index procedure; then, given their ids, the injectates of the index procedures, the follow-up
+    states (one text per episode), the scores, and the index treatments and surgeries of the same
+    conditions (for re-treatment and surgery).
     """
     _check_measure(instrument, scale)
+    with _bulk_reading():
+        return _rows(spec, clinic_ids, instrument, scale, today)
+
+
+def _rows(
+    spec: CohortSpec, clinic_ids: Iterable[int] | None, instrument: str, scale: str, today: dt.date | None
+) -> list[EpisodeRow]:
     points = timepoints()
     plan = core_schedule.schedule()
-    cohort = episodes_for(spec, clinic_ids).order_by()
-    episode_ids = cohort.values("pk")
 
-    base = list(
-        cohort.order_by("pk").values_list(
+    base = _fetch(
+        episodes_for(spec, clinic_ids)
+        .order_by("pk")
+        .values_list(
             "pk",
             "condition_id",
             _text("index_date"),
@@ -228,36 +316,55 @@ def analysis_rows(
             "condition__patient__clinic_id",
             "index_procedure__procedure_type__code",
             "index_procedure__procedure_type__category",
+            "condition__patient__clinic__slug",
+            "condition__patient__clinic__time_zone",
         )
     )
     if not base:
         return []
+    # The other queries take the cohort's ids rather than the cohort as a subquery: its consent check
+    # would cost each of them more than passing 100,000 ids does.
+    episode_ids = _id_list(row[0] for row in base)
+    condition_ids = _id_list({row[1] for row in base})
+    procedure_ids = _id_list(row[3] for row in base if row[3] is not None)
 
-    clinics = {pk: (slug, zone) for pk, slug, zone in Clinic.objects.values_list("pk", "slug", "time_zone")}
     now = timezone.now()
-    clinic_today = {pk: today or today_in(zone, now) for pk, (_, zone) in clinics.items()}
+    zones = {row[13]: row[17] for row in base}
+    clinic_today = {clinic_id: today or today_in(zone, now) for clinic_id, zone in zones.items()}
 
     injected: dict[int, list[InjectateRow]] = defaultdict(list)
-    for procedure_id, kind, leukocytes, activation, drug in (
-        Injectate.objects.filter(procedure_id__in=cohort.values("index_procedure_id"))
+    made: dict[tuple[str, str, str, str], InjectateRow] = {}  # one (immutable) row per distinct injectate
+    for procedure_id, kind, leukocytes, activation, drug in _fetch(
+        Injectate.objects.filter(_Among(F("procedure_id"), procedure_ids))
         .order_by("pk")
         .values_list("procedure_id", "kind", "leukocytes", "activation", "drug__code")
     ):
-        injected[procedure_id].append(InjectateRow(kind, leukocytes or "", activation or "", drug or ""))
+        described = (kind, leukocytes or "", activation or "", drug or "")
+        injectate = made.get(described)
+        if injectate is None:
+            injectate = made[described] = InjectateRow(*described)
+        injected[procedure_id].append(injectate)
+    # Procedure id → its injectates and their kinds (each once, in order).
+    injectates_of = {
+        procedure_id: (tuple(found), tuple(dict.fromkeys(i.kind for i in found)))
+        for procedure_id, found in injected.items()
+    }
 
-    # "baseline=completed 1m=missed ...": one text per episode, far fewer rows than one per follow-up.
+    # "baseline completed 1m missed ...": one text per episode instead of a row per follow-up.
     states: dict[int, str] = dict(
-        FollowUp.objects.filter(episode_id__in=episode_ids)
-        .order_by()
-        .values("episode_id")
-        .annotate(states=_Joined(Concat("timepoint", Value("="), "status")))
-        .values_list("episode_id", "states")
+        _fetch(
+            FollowUp.objects.filter(_Among(F("episode_id"), episode_ids))
+            .order_by()
+            .values("episode_id")
+            .annotate(states=_Joined(Concat("timepoint", Value(" "), "status")))
+            .values_list("episode_id", "states")
+        )
     )
 
     scores: dict[int, dict[str, tuple[float | None, str]]] = defaultdict(dict)
-    for episode_id, point, value, valid, collected in (
+    for episode_id, point, value, valid, collected in _fetch(
         Score.objects.filter(
-            response__follow_up__episode_id__in=episode_ids,
+            _Among(F("response__follow_up__episode_id"), episode_ids),
             response__status=QuestionnaireResponse.Status.COMPLETED,
             instrument=instrument,
             scale=scale,
@@ -275,39 +382,55 @@ def analysis_rows(
     ):
         scores[episode_id][point] = (value if valid else None, collected)
 
-    # Day numbers of each condition's index treatments and surgeries, for re-treatment and surgery.
+    # Each condition's index treatments (procedures and episodes) and surgeries, as sorted day numbers.
     later_index: dict[int, list[int]] = defaultdict(list)
     surgeries: dict[int, list[int]] = defaultdict(list)
-    condition_ids = cohort.values("condition_id")
-    for condition_id, performed_on, is_index, category in (
-        Procedure.objects.filter(condition_id__in=condition_ids)
+    procedures = (
+        Procedure.objects.filter(_Among(F("condition_id"), condition_ids))
         .filter(Q(is_index=True) | Q(procedure_type__category="surgery"))
         .order_by()
         .values_list("condition_id", _text("performed_on"), "is_index", "procedure_type__category")
-    ):
-        if is_index:
-            later_index[condition_id].append(_ordinal(performed_on))
-        if category == "surgery":
-            surgeries[condition_id].append(_ordinal(performed_on))
-    for condition_id, index_date in (
-        Episode.objects.filter(condition_id__in=condition_ids)
+    )
+    episodes = (
+        Episode.objects.filter(_Among(F("condition_id"), condition_ids))
         .order_by()
-        .values_list("condition_id", _text("index_date"))
-    ):
-        later_index[condition_id].append(_ordinal(index_date))
+        .values_list(
+            "condition_id",
+            _text("index_date"),
+            Value(True, output_field=BooleanField()),
+            Value("", output_field=CharField()),
+        )
+    )
+    for condition_id, day, is_index, category in _fetch(procedures.union(episodes, all=True)):
+        if is_index:
+            later_index[condition_id].append(_ordinal(day))
+        if category == "surgery":
+            surgeries[condition_id].append(_ordinal(day))
     for days in (*later_index.values(), *surgeries.values()):
         days.sort()
 
     def first_after(days: list[int] | None, index: int) -> int | None:
-        """Days from ``index`` to the first of ``days`` (sorted day numbers) after it."""
+        """Days from ``index`` to the first of ``days`` after it."""
         if not days or days[-1] <= index:
             return None
         return days[bisect_right(days, index)] - index
 
-    # Per index date and day: what each time point's stored pending/due reads as today.
+    # Stored states as one text per episode (the same text for many) → the state of each time point,
+    # and the time points whose stored pending or due still has to be read as of today.
+    parsed: dict[tuple[str, bool], tuple[dict[str, str], tuple[str, ...]]] = {}
+
+    def parse(text: str, open_ended: bool) -> tuple[dict[str, str], tuple[str, ...]]:
+        words = text.split(" ")
+        stored = dict(zip(words[::2], words[1::2], strict=False))
+        missing = "pending" if open_ended else "cancelled"
+        template = {point: stored.get(point, missing) for point in points}
+        parsed[text, open_ended] = template, tuple(p for p in points if stored.get(p) in _MOVING)
+        return parsed[text, open_ended]
+
+    # (index date, clinic's day) → what a stored pending or due reads as on that day, per time point.
     moved_on: dict[tuple[dt.date, dt.date], dict[str, str]] = {}
     blank = dict.fromkeys(points)
-    unstarted = {ended: dict.fromkeys(points, "cancelled" if ended else "pending") for ended in (False, True)}
+    never = ((), ())
     pseudonym = _pseudonymiser()
     rows = []
     for (
@@ -327,47 +450,39 @@ def analysis_rows(
         clinic_id,
         procedure_type,
         category,
+        clinic,
+        _,
     ) in base:
         index_date = _day(index_text)
-        index = _ordinal(index_text)
+        index = index_date.toordinal()
         ended_days = _ordinal(ended_text) - index if ended_text else None
 
-        stored_text = states.get(episode_id)
-        if stored_text is None:
-            status = unstarted[ended_text is not None].copy()
-        else:
-            stored = dict(item.split("=", 1) for item in stored_text.split(" "))
-            status = {}
-            as_of = None
-            for point in points:
-                state = stored.get(point)
-                if state is None:
-                    state = "pending" if ended_text is None else "cancelled"
-                elif state in _MOVING:
-                    # The worker moves states on once a day; read them as of today all the same.
-                    if as_of is None:
-                        day = clinic_today[clinic_id]
-                        as_of = moved_on.get((index_date, day))
-                        if as_of is None:
-                            windows = plan.windows(index_date)
-                            as_of = {w.timepoint: w.state(day, completed=False) for w in windows}
-                            moved_on[index_date, day] = as_of
-                    state = as_of.get(point, state)
-                status[point] = state
+        stored = states.get(episode_id, "")
+        template, moving = parsed.get((stored, ended_text is None)) or parse(stored, ended_text is None)
+        status = template.copy()
+        if moving:
+            # The worker moves states on once a day; read them as of today all the same.
+            day = clinic_today[clinic_id]
+            as_of = moved_on.get((index_date, day))
+            if as_of is None:
+                windows = plan.windows(index_date)
+                as_of = moved_on[index_date, day] = {
+                    w.timepoint: w.state(day, completed=False) for w in windows
+                }
+            for point in moving:
+                status[point] = as_of.get(point, status[point])
 
         values = blank.copy()
         answer_days = blank.copy()
         last_answer = None
-        answered = scores.get(episode_id)
-        if answered:
-            for point, (value, collected) in answered.items():
-                if point in values:
-                    days = _ordinal(collected) - index
-                    values[point] = value
-                    answer_days[point] = days
-                    if last_answer is None or days > last_answer:
-                        last_answer = days
-        injectates = tuple(injected.get(procedure_id, ())) if procedure_id else ()
+        for point, (value, collected) in scores.get(episode_id, {}).items():
+            if point in values:
+                days = _ordinal(collected) - index
+                values[point] = value
+                answer_days[point] = days
+                if last_answer is None or days > last_answer:
+                    last_answer = days
+        injectates, kinds = injectates_of.get(procedure_id, never)
         rows.append(
             EpisodeRow(
                 key=pseudonym(episode_id),
@@ -375,12 +490,12 @@ def analysis_rows(
                 sex=sex,
                 bmi=anthropometry.bmi(height, weight),
                 activity_level=activity or "",
-                clinic=clinics[clinic_id][0],
+                clinic=clinic,
                 condition=condition,
                 laterality=laterality,
                 procedure_type=procedure_type or "",
                 procedure_category=category or "",
-                injectate_kinds=tuple(dict.fromkeys(i.kind for i in injectates)),
+                injectate_kinds=kinds,
                 injectates=injectates,
                 baseline=values.get("baseline"),
                 scores=values,
