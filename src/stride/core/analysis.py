@@ -125,19 +125,20 @@ _ENDED = {"withdrawn": "withdrawn", "new-index": "retreated", "stopped": "stoppe
 
 #: What a row's time point is, for the flow: answered, missed, open (due, not answered yet), ended
 #: (follow-up ended before it: withdrawn / retreated / stopped) or not yet due.
-_DUE = frozenset({"answered", "missed", "open"})
+_DUE = frozenset({"answered", "answered-unscored", "missed", "open"})
 
 
 def _states(rows: Sequence[Any]) -> dict[str, list[str]]:
     """Per time point, each row's state in the flow (one pass; the flow and the responder
-    denominators both read it)."""
+    denominators both read it). An answer without a score of the analysed scale is
+    "answered-unscored"."""
     states: dict[str, list[str]] = {}
     for point in timepoints():
         column = []
         for row in rows:
             status = row.status.get(point, "pending")
             if row.answer_days.get(point) is not None or status == "completed":
-                column.append("answered")
+                column.append("answered" if row.scores.get(point) is not None else "answered-unscored")
             elif status == "missed":
                 column.append("missed")
             elif status == "due":
@@ -159,18 +160,14 @@ def completeness(
     for point in timepoints():
         column = states[point]
         counts = Counter(column)
-        scored = sum(
-            1
-            for row, state in zip(rows, column, strict=True)
-            if state == "answered" and row.scores.get(point) is not None
-        )
+        answered = counts["answered"] + counts["answered-unscored"]
         result.append(
             Completeness(
                 timepoint=point,
                 treated=len(rows),
-                due=counts["answered"] + counts["missed"] + counts["open"],
-                answered=counts["answered"],
-                scored=scored,
+                due=answered + counts["missed"] + counts["open"],
+                answered=answered,
+                scored=counts["answered"],
                 missed=counts["missed"],
                 open=counts["open"],
                 not_yet_due=counts["not_yet_due"],
