@@ -45,6 +45,7 @@ test: lint
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/synth.py
 	$(BIN)/python bench/submissions.py
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info
