@@ -17,6 +17,7 @@ from stride.core import analysis, charts
 from stride.core.analysis import DAYS_PER_MONTH, CohortResult, EpisodeRow
 from stride.core.errors import Invalid, StrideError
 from stride.core.instruments import instrument
+from tests.libraries import require
 
 SVG = "{http://www.w3.org/2000/svg}"
 MONTHS = {"baseline": 0, "1m": 1, "3m": 3, "6m": 6, "12m": 12, "24m": 24, "36m": 36}
@@ -380,6 +381,7 @@ def _png_size(png: bytes) -> tuple[int, int]:
 
 
 def test_to_png_renders_each_chart_at_the_scale_asked() -> None:
+    require("cairosvg")
     results = _cohorts()
     for svg in (
         charts.outcome_chart(results, y_range=(0, 10)),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections import defaultdict
 
 import pytest
@@ -23,16 +22,7 @@ from stride.demo.loader import load_demo
 from stride.demo.stories import DEMO_PASSWORD_DEFAULT
 from stride.outcomes.models import Score
 from stride.patients.models import Patient
-
-
-def _pdf_engine() -> None:
-    """Skip PDF tests where Pango is missing (a bare machine), unless CI requires them."""
-    try:
-        import weasyprint  # noqa: F401
-    except OSError as error:
-        if os.environ.get("STRIDE_REQUIRE_PDF"):
-            raise
-        pytest.skip(f"WeasyPrint cannot load Pango here: {error}")
+from tests.libraries import require
 
 
 @pytest.fixture
@@ -158,7 +148,7 @@ def test_a_report_refuses_bad_requests_clearly(registry: None) -> None:
 
 
 def test_the_cohort_report_pdf_has_its_pages_tables_and_figures(registry: None) -> None:
-    _pdf_engine()
+    require("weasyprint")
     from pypdf import PdfReader
 
     report = _report(minimum=5)
@@ -198,7 +188,7 @@ def test_the_case_report_is_de_identified_unless_asked(registry: None) -> None:
     assert "day 0" in plain and "Pain settled" in plain and "de-identified" in plain
     named = render_case_html(build_case_report(patient, identified=True))
     assert patient.record_number in named and patient.family_name in named
-    _pdf_engine()
+    require("weasyprint")
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(render_case_pdf(build_case_report(patient))))
@@ -241,7 +231,7 @@ def test_a_chart_downloads_as_svg_and_png(client, registry: None) -> None:
     assert (
         svg.status_code == 200 and svg["Content-Type"] == "image/svg+xml" and svg.content.startswith(b"<svg")
     )
-    _pdf_engine()
+    require("cairosvg")
     png = client.get(url + "&figure=outcome-score&format=png")
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
     assert client.get(url + "&figure=nonsense").status_code == 404

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from stride import __version__
 from stride.analytics.models import CaseNarrative
-from stride.analytics.reports import html_to_pdf
+from stride.analytics.reports import as_plain, html_to_pdf
 from stride.core import instruments as core_instruments
 from stride.core import rules
 from stride.outcomes.models import Episode, QuestionnaireResponse
@@ -93,7 +93,7 @@ def _when(day: dt.date | None, origin: dt.date | None, identified: bool, precisi
 
 def build_case_report(patient: Patient, *, identified: bool = False, user: Any = None) -> CaseReport:
     """The case report of ``patient`` (fetched through the access scope by the caller)."""
-    from stride.outcomes.views import score_charts  # the outcomes app draws the score charts
+    from stride.outcomes.views import score_charts, score_text  # the outcomes app draws scores
 
     origin = _origin(patient)
     when = lambda day, precision="day": _when(day, origin, identified, precision)  # noqa: E731
@@ -180,16 +180,12 @@ def build_case_report(patient: Patient, *, identified: bool = False, user: Any =
     )
     for response in responses:
         instrument = library.get(response.instrument)
-        values = " / ".join(
-            f"{round(s.value, 1):g}" if s.valid and s.value is not None else "—"
-            for s in sorted(response.scores.all(), key=lambda s: s.pk)
-        )
         scores.append(
             ScoreLine(
                 instrument.short_name if instrument else response.instrument,
                 response.follow_up.timepoint_name if response.follow_up else "",
                 when(response.collected_on),
-                values,
+                score_text(response),
             )
         )
     age = rules.age_on(patient.date_of_birth, origin or patient.clinic.today())
@@ -241,6 +237,4 @@ def render_case_pdf(report: CaseReport) -> bytes:
 
 
 def case_json(report: CaseReport) -> dict[str, Any]:
-    from stride.analytics.reports import _plain
-
-    return _plain(report)
+    return as_plain(report)

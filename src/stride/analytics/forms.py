@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from stride.analytics.models import SavedCohort
+from stride.clinics import access
 from stride.clinics.models import Clinic
 from stride.core import analysis, cohorts, injectates
 from stride.core import instruments as core_instruments
@@ -190,6 +191,4 @@ class ReportForm(forms.Form):
 
 
 def clinics_for(user: Any) -> list[Clinic]:
-    from stride.clinics import access
-
     return list(access.clinics(user, access.Action.VIEW_AGGREGATES))

@@ -133,7 +133,7 @@ def cohort_report(
         raise Invalid(f"{timepoint!r} is not a follow-up time point.", "timepoint")
     if minimum is not None and minimum < 1:
         raise Invalid(f"The small-cell minimum must be at least 1, got {minimum}.", "minimum")
-    definition = core_instruments.instrument(instrument) if _known(instrument) else None
+    definition = core_instruments.library().get(instrument)
     if definition is None:
         raise Invalid(f"Unknown instrument {instrument!r}.", "instrument")
     definition.scale(scale)
@@ -186,10 +186,6 @@ def cohort_report(
     )
 
 
-def _known(code: str) -> bool:
-    return code in core_instruments.library()
-
-
 def _code_names() -> dict[str, dict[str, str]]:
     """Names for the codes Table 1 shows (conditions, procedures, injectate kinds, ...)."""
     cat = catalog()
@@ -236,7 +232,7 @@ def method_notes(report: CohortReport) -> list[tuple[str, str]]:
             f"{'higher is better' if scale.higher_is_better else 'lower is better'}"
             + (f"; MCID {scale.mcid:g} points" if scale.mcid else "")
             + ". "
-            + analysis.stats.summary([]).method.split(" 0 missing")[0]
+            + analysis.stats.summary_method(level)
             + " Change from baseline uses patients with both values.",
         ),
     ]
@@ -337,10 +333,10 @@ def report_charts(report: CohortReport) -> list[dict[str, str]]:
 # --------------------------------------------------------------------------- HTML and PDF
 
 
-def _context(report: CohortReport) -> dict[str, Any]:
+def _context(report: CohortReport, figures: list[dict[str, str]] | None = None) -> dict[str, Any]:
     return {
         "report": report,
-        "figures": report_charts(report),
+        "figures": report_charts(report) if figures is None else figures,
         "methods": method_notes(report),
         "event_name": analysis.EVENTS[report.event],
         "months": {p.code: p.name for p in core_schedule.schedule().timepoints},
@@ -365,9 +361,10 @@ def completeness_lines(report: CohortReport) -> list[tuple[str, list[tuple[str, 
     return lines
 
 
-def render_body(report: CohortReport) -> str:
-    """The report's body, for a page that already has its own header and styles."""
-    return render_to_string("analytics/_cohort_report.html", _context(report))
+def render_body(report: CohortReport, figures: list[dict[str, str]] | None = None) -> str:
+    """The report's body, for a page that already has its own header and styles (``figures``: the
+    charts when the caller has drawn them already)."""
+    return render_to_string("analytics/_cohort_report.html", _context(report, figures))
 
 
 def render_html(report: CohortReport) -> str:
@@ -530,15 +527,16 @@ def render_csv(report: CohortReport) -> str:
     return out.getvalue()
 
 
-def _plain(value: Any) -> Any:
+def as_plain(value: Any) -> Any:
+    """Dataclasses, mappings and sequences as JSON-ready data (an instrument as its code and version)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         if isinstance(value, core_instruments.Instrument):
             return {"code": value.code, "version": value.version, "name": value.name}
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: as_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): as_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [as_plain(v) for v in value]
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, float) and not math.isfinite(value):
@@ -548,7 +546,7 @@ def _plain(value: Any) -> Any:
 
 def report_json(report: CohortReport) -> dict[str, Any]:
     """The report as JSON-ready data (cohort definitions, results, Table 1, comparison, methods)."""
-    data = _plain(report)
+    data = as_plain(report)
     data["specs"] = [spec.to_dict() for spec in report.specs]
     data["methods"] = [{"heading": h, "text": t} for h, t in method_notes(report)]
     return data

@@ -50,7 +50,11 @@ FORMATS = {
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     access.require(request.user, Action.VIEW_AGGREGATES)
-    form = ReportForm(user=request.user)
+    return _home(request, ReportForm(user=request.user))
+
+
+def _home(request: HttpRequest, form: ReportForm, status: int = 200) -> HttpResponse:
+    """The analytics home: the report form (with its errors, if any) and the saved cohorts."""
     return render(
         request,
         "analytics/home.html",
@@ -59,6 +63,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "form": form,
             "minimum": settings.STRIDE_MIN_CELL_SIZE,
         },
+        status=status,
     )
 
 
@@ -149,16 +154,7 @@ def report(request: HttpRequest) -> HttpResponse:
     access.require(request.user, Action.VIEW_AGGREGATES)
     form = ReportForm(request.GET, user=request.user)
     if not form.is_valid():
-        return render(
-            request,
-            "analytics/home.html",
-            {
-                "cohorts": SavedCohort.objects.visible_to(request.user),
-                "form": form,
-                "minimum": settings.STRIDE_MIN_CELL_SIZE,
-            },
-            status=400,
-        )
+        return _home(request, form, status=400)
     wanted = request.GET.get("format", "")
     figure = request.GET.get("figure", "")
     if wanted and wanted not in FORMATS and not figure:
@@ -167,7 +163,7 @@ def report(request: HttpRequest) -> HttpResponse:
         built = _build(request, form)
     except Invalid as error:
         form.add_error(None, error.message)
-        return render(request, "analytics/home.html", {"form": form, "cohorts": []}, status=400)
+        return _home(request, form, status=400)
     name = slugify(built.title)[:60] or "cohort-report"
     stamp = dt.date.today().isoformat()
     if figure:
@@ -197,15 +193,15 @@ def report(request: HttpRequest) -> HttpResponse:
             response = HttpResponse(reports.render_html(built), content_type=FORMATS["html"])
         response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.{wanted}"'
         return response
-    query = _without(request, "format")
+    figures = reports.report_charts(built)
     return render(
         request,
         "analytics/report.html",
         {
             "report": built,
-            "body": reports.render_body(built),
-            "query": query,
-            "figures": [f["name"] for f in reports.report_charts(built)],
+            "body": reports.render_body(built, figures),
+            "query": _without(request, "format"),
+            "figures": [f["name"] for f in figures],
         },
     )
 

@@ -282,10 +282,9 @@ def durability(
     instrument: Instrument,
     scale: str,
     event: str = DEFAULT_EVENT,
-    *,
-    level: float = stats.LEVEL,
 ) -> tuple[list[float], list[bool], int, str]:
-    """Durations (days from the index date), event flags, rows left out, and the method text."""
+    """Durations in days (from the index date; for loss of response from the first response), event
+    flags, rows left out (never responded), and the method text."""
     if event not in EVENTS:
         raise Invalid(f"Unknown event {event!r}; choose one of {', '.join(EVENTS)}.", "event")
     durations: list[float] = []
@@ -414,7 +413,7 @@ def analyse(
         points.append(
             PointResult(code, point.name, point.months, score, change, tuple(responders), flows[code])
         )
-    durations, events, excluded, text = durability(rows, instrument, scale, event, level=level)
+    durations, events, excluded, text = durability(rows, instrument, scale, event)
     note = ""
     if event == "loss-of-response" and not instrument.responder.default:
         km = None
@@ -726,7 +725,7 @@ def compare(
     survival = {}
     modelled: list[dict[str, Any]] = []
     for label, rows in clean.items():
-        durations, events, _, _ = durability(rows, instrument, scale, event, level=level)
+        durations, events, _, _ = durability(rows, instrument, scale, event)
         survival[label] = (durations, events)
         if event != "loss-of-response":
             for row, d, e in zip(rows, durations, events, strict=True):
@@ -803,8 +802,3 @@ def _reason(error: Exception) -> str:
     """The first sentence of a library's error, for a note."""
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return text.split(". ")[0].rstrip(".")[:200]
-
-
-def months(days: float) -> float:
-    """Days from the index date as months (for axes and tables)."""
-    return days / DAYS_PER_MONTH

@@ -100,17 +100,21 @@ def _median_ci(ordered: Sequence[float], level: float) -> tuple[tuple[float, flo
     return (ordered[r - 1], ordered[n - r]), coverage
 
 
+def summary_method(level: float = LEVEL) -> str:
+    """How :func:`summary` estimates, in words (for method notes)."""
+    return (
+        f"Mean with a {level:.0%} t-based confidence interval (mean ± t(n−1) × SD/√n); median with a "
+        f"distribution-free {level:.0%} confidence interval from order statistics (exact binomial, "
+        "coverage at least the nominal level); SD with n − 1 in the denominator."
+    )
+
+
 def summary(values: Iterable[Number | None], level: float = LEVEL) -> Summary:
     """Mean (t-based CI), median (exact order-statistic CI) and SD of ``values``; missing ones dropped."""
     _check_level(level)
     data, dropped = _clean(values)
     n = len(data)
-    method = (
-        f"Mean with a {level:.0%} t-based confidence interval (mean ± t(n−1) × SD/√n); median with a "
-        f"distribution-free {level:.0%} confidence interval from order statistics (exact binomial, "
-        "coverage at least the nominal level); SD with n − 1 in the denominator. "
-        f"{dropped} missing value(s) excluded."
-    )
+    method = f"{summary_method(level)} {dropped} missing value(s) excluded."
     if n == 0:
         return Summary(0, None, None, None, None, None, None, dropped, level, method)
     array = np.asarray(data, dtype=float)

@@ -59,6 +59,14 @@ def patient_panel(patient: Patient, user: Any, procedures: list[Procedure]) -> d
     }
 
 
+def score_text(response: QuestionnaireResponse) -> str:
+    """A response's scores to one decimal, scale by scale ("54.8 / 61.2"; "—" where not scoreable)."""
+    return " / ".join(
+        f"{round(s.value, 1):g}" if s.valid and s.value is not None else "—"
+        for s in sorted(response.scores.all(), key=lambda s: s.pk)
+    )
+
+
 def _chips(follow_up: FollowUp, library: dict[str, Any]) -> list[dict[str, Any]]:
     """The answered questionnaires of a follow-up, each with its scores, for the table."""
     chips = []
@@ -67,14 +75,10 @@ def _chips(follow_up: FollowUp, library: dict[str, Any]) -> list[dict[str, Any]]
         if response.status != QuestionnaireResponse.Status.COMPLETED:
             continue
         instrument = library.get(response.instrument)
-        values = [
-            f"{round(s.value, 1):g}" if s.valid and s.value is not None else "—"
-            for s in sorted(response.scores.all(), key=lambda s: s.pk)
-        ]
         chips.append(
             {
                 "name": instrument.short_name if instrument else response.instrument,
-                "scores": " / ".join(values),
+                "scores": score_text(response),
                 "response": response,
             }
         )
