@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "stride.patients",
     "stride.care",
     "stride.outcomes",
+    "stride.imaging",
     "stride.analytics",
     "stride.audit",
     "stride.demo",
@@ -160,6 +161,42 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 MEDIA_URL = "/media/"
+
+# Image files (originals untouched, and the renditions derived from them): on local disk under
+# STRIDE_HOME/media/images, or in an S3-compatible bucket with STRIDE_IMAGE_STORAGE=s3. Either way
+# they are only ever served through views that check who is asking: there is no public URL.
+STRIDE_IMAGE_STORAGE = envchoice("STRIDE_IMAGE_STORAGE", "local", ("local", "s3"))
+# The largest image file accepted, in megabytes (a long multi-frame ultrasound clip runs to ~100 MB).
+STRIDE_IMAGE_MAX_MB = envint("STRIDE_IMAGE_MAX_MB", 200, minimum=1)
+if STRIDE_IMAGE_STORAGE == "s3":
+    _IMAGES: dict[str, object] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": envstr("STRIDE_S3_BUCKET", ""),
+            "endpoint_url": envstr("STRIDE_S3_ENDPOINT_URL", "") or None,
+            "region_name": envstr("STRIDE_S3_REGION", "") or None,
+            "access_key": envstr("STRIDE_S3_ACCESS_KEY_ID", "") or None,
+            "secret_key": envsecret("STRIDE_S3_SECRET_ACCESS_KEY"),
+            "location": envstr("STRIDE_S3_PREFIX", "images"),
+            "default_acl": None,  # the bucket's own (private) policy
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+    if not _IMAGES["OPTIONS"]["bucket_name"]:  # type: ignore[index]
+        raise ImproperlyConfigured("STRIDE_IMAGE_STORAGE=s3 needs STRIDE_S3_BUCKET, the bucket's name.")
+else:
+    _IMAGES = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT / "images", "base_url": None},
+    }
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "images": _IMAGES,
+}
+# Uploads larger than this go to a temporary file rather than memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Static files are vendored in the package and served by WhiteNoise straight
 # from the app folders: no collectstatic step before `stride serve`.
 WHITENOISE_USE_FINDERS = True

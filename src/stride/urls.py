@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("stride.patients.urls")),
     path("", include("stride.care.urls")),
     path("", include("stride.outcomes.urls")),
+    path("", include("stride.imaging.urls")),
     path("", include("stride.analytics.urls")),
     *patient_urlpatterns,
     path("feeds/calendar/<str:token>", calendar_feed, name="calendar-feed"),

@@ -64,7 +64,8 @@ class CaseReport:
     software: str = field(default_factory=lambda: f"Stride {__version__}")
 
 
-def _origin(patient: Patient) -> dt.date | None:
+def first_index_date(patient: Patient) -> dt.date | None:
+    """Day 0 of a de-identified account of the patient: the first index treatment (else the first procedure)."""
     first = (
         Episode.objects.filter(condition__patient=patient)
         .order_by("index_date")
@@ -95,7 +96,7 @@ def build_case_report(patient: Patient, *, identified: bool = False, user: Any =
     """The case report of ``patient`` (fetched through the access scope by the caller)."""
     from stride.outcomes.views import score_charts, score_text  # the outcomes app draws scores
 
-    origin = _origin(patient)
+    origin = first_index_date(patient)
     when = lambda day, precision="day": _when(day, origin, identified, precision)  # noqa: E731
     conditions = list(patient.conditions.select_related("condition_type", "site"))
     history = list(patient.history.select_related("treatment").order_by("started_on", "pk"))

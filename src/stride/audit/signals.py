@@ -33,6 +33,9 @@ AUDITED = {
     "outcomes.PatientLink",
     "outcomes.MessageTemplate",
     "analytics.CaseNarrative",
+    "imaging.Image",
+    "imaging.Measurement",
+    "imaging.Annotation",
 }
 _IGNORED_FIELDS = {"updated_at", "last_login", "password"}
 

@@ -43,6 +43,8 @@ class Action(StrEnum):
     MANAGE_PLAN = "reschedule, skip and add plan steps"
     EDIT_PROTOCOL = "edit the clinic's protocols"
     RECORD_ANSWERS = "enter questionnaire answers and work the follow-up list"
+    UPLOAD_IMAGE = "upload images"
+    MEASURE_IMAGE = "measure, annotate, mask and delete images"
     VIEW_AGGREGATES = "view de-identified aggregates"
     ADMINISTER = "administer the clinic"
 
@@ -64,6 +66,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.MANAGE_PLAN: _STAFF,
     Action.EDIT_PROTOCOL: frozenset({Role.ADMIN}),
     Action.RECORD_ANSWERS: _STAFF,
+    Action.UPLOAD_IMAGE: _STAFF,
+    Action.MEASURE_IMAGE: _CLINICAL,
     Action.VIEW_AGGREGATES: frozenset(Role),
     Action.ADMINISTER: frozenset({Role.ADMIN}),
 }

@@ -215,7 +215,7 @@ def _description(
 
 # =========================================================================== cohort charts
 
-_FONT = "'DejaVu Sans', 'Bitstream Vera Sans', Verdana, sans-serif"  # the widths text is measured with
+FONT = "'DejaVu Sans', 'Bitstream Vera Sans', Verdana, sans-serif"  # the widths text is measured with
 INK, MUTED, GRID, AXIS = "#1f2a30", "#5f6b73", "#e3e8eb", "#8c979e"
 #: Okabe–Ito, in the order that keeps the first cohorts most distinct on white (yellow left out).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -385,7 +385,7 @@ def _open(cid: str, kind: str, width: float, height: float, title: str, desc: st
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" class="stride-chart {kind}-chart" data-chart="{kind}" '
-        f'role="img" aria-labelledby="{cid}-title {cid}-desc" font-family="{_FONT}" font-size="12" '
+        f'role="img" aria-labelledby="{cid}-title {cid}-desc" font-family="{FONT}" font-size="12" '
         f'fill="{INK}">',
         f'<title id="{cid}-title">{_esc(title)}</title>',
         f'<desc id="{cid}-desc">{_esc(desc)}</desc>',

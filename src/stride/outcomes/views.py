@@ -85,6 +85,15 @@ def _chips(follow_up: FollowUp, library: dict[str, Any]) -> list[dict[str, Any]]
     return chips
 
 
+def treatment_markers(patient: Patient, procedures: list[Procedure]) -> list[charts.Marker]:
+    """The treatments a patient's charts mark on their time axis."""
+    markers = [charts.Marker(p.performed_on, p.procedure_type.name, index=p.is_index) for p in procedures]
+    # An index date set without a procedure recorded here (e.g. treated elsewhere) is marked too.
+    for episode in Episode.objects.filter(condition__patient=patient, index_procedure__isnull=True):
+        markers.append(charts.Marker(episode.index_date, "Index date", index=True))
+    return markers
+
+
 def score_charts(
     patient: Patient, procedures: list[Procedure], *, origin: dt.date | None = None
 ) -> list[dict[str, Any]]:
@@ -101,10 +110,7 @@ def score_charts(
     series: dict[tuple[str, str], list[Score]] = defaultdict(list)
     for score in scores:
         series[(score.instrument, score.scale)].append(score)
-    markers = [charts.Marker(p.performed_on, p.procedure_type.name, index=p.is_index) for p in procedures]
-    # An index date set without a procedure recorded here (e.g. treated elsewhere) is marked too.
-    for episode in Episode.objects.filter(condition__patient=patient, index_procedure__isnull=True):
-        markers.append(charts.Marker(episode.index_date, "Index date", index=True))
+    markers = treatment_markers(patient, procedures)
     result = []
     library = core_instruments.library()
     for (code, scale_code), rows in series.items():

@@ -91,6 +91,9 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context["plans"] = plans
 
     context.update(patient_panel(patient, user, procedures))
+    from stride.imaging.panel import imaging_panel  # the imaging app builds on this page
+
+    context.update(imaging_panel(patient, user, procedures))
     return render(request, "patients/detail.html", context)
 
 

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ImagingConfig(AppConfig):
+    name = "stride.imaging"
+    verbose_name = "Imaging: images, measurements and annotations"

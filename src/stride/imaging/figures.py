@@ -1,0 +1,75 @@
+"""Before/after figures of a patient's images, for the page and for downloads.
+
+The drawing is :mod:`stride.core.figures`; this module turns images into its panels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.urls import reverse
+
+from stride.analytics.case_report import first_index_date
+from stride.core import figures
+from stride.imaging import services
+from stride.imaging.models import Image
+
+LABELS = ("Before", "After")
+
+
+def _when(image: Image, identified: bool) -> str:
+    if identified:
+        return f"{image.acquired_on:%-d %b %Y}"
+    origin = first_index_date(image.patient)
+    if origin is None:
+        return "date withheld"
+    days = (image.acquired_on - origin).days
+    return f"day {days:+d}" if days else "day 0"
+
+
+def panels(images: Sequence[Image], *, identified: bool, embed: bool) -> list[figures.Panel]:
+    """One panel per image: its picture (a URL, or embedded), measurements numbered, marks drawn."""
+    made = []
+    for n, image in enumerate(images):
+        label = LABELS[n] if len(images) == 2 else f"Image {n + 1}"
+        shapes: list[figures.Shape] = []
+        legend = []
+        measured = [m for m in image.measurements.all() if m.frame == image.frame]
+        for number, m in enumerate(measured, start=1):
+            if m.points:
+                shapes.append(figures.Shape(m.tool, tuple(tuple(p) for p in m.points), str(number)))
+            where = f" ({m.site.name})" if m.site_id and m.site else ""
+            legend.append(f"{number}  {m.type_name}{where}: {m.value_text}")
+        for a in image.annotations.all():
+            if a.frame == image.frame:
+                shapes.append(figures.Shape(a.kind, tuple(tuple(p) for p in a.points), a.text, "annotation"))
+        if embed:
+            href = figures.data_uri(services.rendition(image, size="web"))
+        else:
+            href = reverse("image-render", args=[image.pk]) + "?size=web"
+        side = image.get_laterality_display().lower()
+        title = f"{label} · {_when(image, identified)} · {image.get_modality_display()}, {side}"
+        made.append(
+            figures.Panel(
+                title=title,
+                width=image.width,
+                height=image.height,
+                spacing=(image.spacing_row_mm, image.spacing_col_mm) if image.calibrated else None,  # type: ignore[arg-type]
+                href=href,
+                shapes=tuple(shapes),
+                legend=tuple(legend),
+            )
+        )
+    return made
+
+
+def pair_layout(images: Sequence[Image]) -> str:
+    """The figure for the page: pictures fetched from their (audited) URLs."""
+    return figures.pair_svg(panels(images, identified=True, embed=False))
+
+
+def pair_svg(images: Sequence[Image], *, identified: bool) -> str:
+    """The figure as one self-contained SVG (pictures embedded) for a report or a slide."""
+    interval = (images[-1].acquired_on - images[0].acquired_on).days
+    footnote = f"{interval} days apart." if interval else ""
+    return figures.pair_svg(panels(images, identified=identified, embed=True), footnote=footnote)
