@@ -56,13 +56,45 @@ PAGES: dict[str, tuple[Callable[[object], int | None], Action]] = {
     "my-calendar": (lambda c: None, Action.VIEW_PATIENT),
     "protocol-fhir": (lambda c: None, Action.VIEW_PATIENT),
     "plan-fhir": (lambda c: _plan(c).pk, Action.VIEW_PATIENT),
+    "image-upload": (lambda c: c.pat.pk, Action.UPLOAD_IMAGE),
+    "image-compare": (lambda c: c.pat.pk, Action.VIEW_PATIENT),
+    "image-compare-figure": (lambda c: c.pat.pk, Action.VIEW_PATIENT),
+    "image-detail": (lambda c: _image(c).pk, Action.VIEW_PATIENT),
+    "image-edit": (lambda c: _image(c).pk, Action.UPLOAD_IMAGE),
+    "image-delete": (lambda c: _image(c).pk, Action.MEASURE_IMAGE),
+    "image-render": (lambda c: _image(c).pk, Action.VIEW_PATIENT),
+    "image-original": (lambda c: _image(c).pk, Action.VIEW_PATIENT),
+    "image-deidentified": (lambda c: _image(c).pk, Action.VIEW_PATIENT),
+    "image-measure": (lambda c: _image(c).pk, Action.MEASURE_IMAGE),
+    "image-annotate": (lambda c: _image(c).pk, Action.MEASURE_IMAGE),
+    "image-calibrate": (lambda c: _image(c).pk, Action.MEASURE_IMAGE),
+    "image-settings": (lambda c: _image(c).pk, Action.MEASURE_IMAGE),
+    "measurement-delete": (lambda c: _image(c).measurements.get().pk, Action.MEASURE_IMAGE),
+    "annotation-delete": (lambda c: _image(c).annotations.get().pk, Action.MEASURE_IMAGE),
 }
 # pages that name no patient
 LISTS = {
     *("patient-list", "patient-create", "overview", "worklist"),
     *("plan-worklist", "my-calendar", "protocol-fhir"),
 }
-POST_ONLY = {"link-create", "links-revoke", "follow-up-resend", "task-outcome", "step-add", "plan-stop"}
+POST_ONLY = {
+    *("link-create", "links-revoke", "follow-up-resend", "task-outcome", "step-add", "plan-stop"),
+    *("image-measure", "image-annotate", "image-calibrate", "image-settings"),
+    *("measurement-delete", "annotation-delete"),
+}
+#: What an allowed role gets back when the status is not 200 (GET) or 302 (POST): the viewer's JSON
+#: endpoints answer an empty form body with a 400 naming the body, and deletions with their JSON.
+ALLOWED_STATUS = {
+    **dict.fromkeys(("image-measure", "image-annotate", "image-calibrate", "image-settings"), 400),
+    **dict.fromkeys(("measurement-delete", "annotation-delete"), 200),
+}
+#: Pages that only answer GET.
+READ_ONLY = {
+    *("image-compare", "image-compare-figure", "image-detail", "image-render"),
+    *("image-original", "image-deidentified"),
+}
+#: Query strings a page needs to show something.
+QUERY = {"image-compare-figure": lambda c: f"?before={_image(c).pk}&after={_image(c).pk}"}
 EXTRA = {"paper-entry": {"instrument": "nprs"}, "protocol-fhir": {"code": "ankle-instability-regenerative"}}
 
 
@@ -122,6 +154,22 @@ def _plan(cast: object) -> object:
     )
 
 
+def _image(cast: object) -> object:
+    """An ultrasound of Pat's left foot, with one measurement and one mark."""
+    from stride.imaging import services
+    from stride.imaging.models import Image
+    from tests import dicoms
+
+    existing = Image.objects.filter(patient=cast.pat).first()
+    if existing is not None:
+        return existing
+    data = dicoms.ultrasound(PatientName="Lee^Pat", PatientID="A-001", PatientBirthDate="19700517")
+    image = services.store(cast.pat, data, "scan.dcm", services.Upload(cast.pat_condition), user=cast.alice)
+    services.add_measurement(image, {"type": "length", "tool": "line", "points": [[1, 1], [9, 9]]}, user=None)
+    services.add_annotation(image, {"kind": "arrow", "points": [[1, 1], [9, 9]]}, user=None)
+    return image
+
+
 def _plan_step(cast: object, code: str) -> object:
     return _plan(cast).steps.get(code=code)
 
@@ -134,7 +182,8 @@ def _other(character: str) -> str:
 def _url(name: str, cast: object) -> str:
     pk = PAGES[name][0](cast)
     kwargs = EXTRA.get(name, {}) | ({"pk": pk} if pk is not None else {})
-    return reverse(name, kwargs=kwargs or None)
+    query = QUERY[name](cast) if name in QUERY else ""
+    return reverse(name, kwargs=kwargs or None) + query
 
 
 def _request(client, name: str, url: str, data: dict[str, str] | None = None):
@@ -149,6 +198,7 @@ def test_every_patient_data_url_is_in_the_access_table() -> None:
             "stride.patients.urls",
             "stride.care.urls",
             "stride.outcomes.urls",
+            "stride.imaging.urls",
         }:
             names |= {p.name for p in module.urlpatterns}
     assert names, "the patient and care URL modules were not found"
@@ -172,7 +222,8 @@ def test_each_role_reaches_exactly_the_pages_its_role_allows(client, cast, who, 
     response = _request(client, name, url)
     allowed = Role(role) in PERMISSIONS[PAGES[name][1]]
     if allowed:
-        assert response.status_code == (302 if name in POST_ONLY else 200), (
+        expected = ALLOWED_STATUS.get(name, 302 if name in POST_ONLY else 200)
+        assert response.status_code == expected, (
             f"{who} ({role}) should open {name}"
         )
     elif name in LISTS or role != Role.RESEARCHER:
@@ -215,7 +266,8 @@ def test_a_clinician_of_another_clinic_cannot_post_to_a_record_by_its_id(client,
             "action": "new",
         },
     )
-    assert response.status_code == 404
+    # Read-only pages refuse a POST outright (405) before looking anything up.
+    assert response.status_code == (405 if name in READ_ONLY else 404)
     cast.pat.refresh_from_db()
     assert cast.pat.given_name == "Pat"
     assert (

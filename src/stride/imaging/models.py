@@ -30,7 +30,7 @@ from stride.tokens import new_key
 def original_path(image: Image, filename: str = "") -> str:
     """``originals/<clinic id>/<random>.<ext>``: no name, record number or date in the path."""
     extension = {"dicom": "dcm", "png": "png", "jpeg": "jpg"}.get(image.format, "bin")
-    return f"originals/{image.patient.clinic_id}/{new_key(16)}.{extension}"
+    return f"originals/{image.patient.clinic_id}/{new_key()}.{extension}"
 
 
 class Image(models.Model):
