@@ -223,9 +223,7 @@ def test_each_role_reaches_exactly_the_pages_its_role_allows(client, cast, who, 
     allowed = Role(role) in PERMISSIONS[PAGES[name][1]]
     if allowed:
         expected = ALLOWED_STATUS.get(name, 302 if name in POST_ONLY else 200)
-        assert response.status_code == expected, (
-            f"{who} ({role}) should open {name}"
-        )
+        assert response.status_code == expected, f"{who} ({role}) should open {name}"
     elif name in LISTS or role != Role.RESEARCHER:
         assert response.status_code == 403, f"{who} ({role}) must not open {name}"
     else:

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from stride.audit.context import acting_as, cli_actor
 from stride.care.catalog_sync import sync_catalog
+from stride.core import measure
 from stride.core.catalog import load_catalog
 from stride.core.errors import CatalogError
 
@@ -26,10 +27,17 @@ class Command(BaseCommand):
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         try:
             catalog = load_catalog()
+            types = measure.load_types(measure.MEASUREMENT_FILE)
         except CatalogError as exc:
             raise CommandError(f"The catalog files are invalid: {exc}") from None
+        unknown = sorted({site for t in types.values() for site in t.sites} - set(catalog.sites))
+        if unknown:
+            raise CommandError(f"Imaging measurements name sites not in the catalog: {', '.join(unknown)}.")
         if action == "check":
-            versions = ", ".join(f"{name} v{version}" for name, version in catalog.versions.items())
+            versions = ", ".join(
+                f"{name} v{version}"
+                for name, version in {**catalog.versions, "measurements": measure.catalog_version()}.items()
+            )
             self.stdout.write(f"Catalog files are valid: {versions}.")
         elif action == "sync":
             with acting_as(cli_actor()):
