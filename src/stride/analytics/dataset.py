@@ -9,6 +9,11 @@ parameter; joined in Python) and returns frozen :class:`EpisodeRow` records
 that carry no name, record number, date of birth or calendar date — only a
 pseudonymous key, ages, and days counted from the index date. The
 statistics work on these rows and never touch the ORM.
+
+The measure analysed is a questionnaire scale (``nprs``/``total``) or an image
+measurement type (``img-<type code>``/``value``, see :func:`measure_instrument`):
+its values then come from the measurements on the condition's images, placed in
+the same time-point windows (:func:`_measured`).
 """
 
 from __future__ import annotations
@@ -38,17 +43,19 @@ from django.db.models import (
     QuerySet,
     Value,
 )
-from django.db.models.functions import Cast, Concat, ExtractDay, ExtractMonth, ExtractYear, Round
+from django.db.models.functions import Cast, Coalesce, Concat, ExtractDay, ExtractMonth, ExtractYear, Round
 from django.utils import timezone
 
-from stride.care.models import CarePlan, Injectate, PlanStep, Procedure, TreatmentHistory
+from stride.care.models import CarePlan, Injectate, Laterality, PlanStep, Procedure, TreatmentHistory
 from stride.core import anthropometry, rules
 from stride.core import instruments as core_instruments
+from stride.core import measure as core_measure
 from stride.core import schedule as core_schedule
 from stride.core.analysis import EpisodeRow, InjectateRow, timepoints
 from stride.core.cohorts import CohortSpec
 from stride.core.errors import Invalid
 from stride.core.protocols import today_in
+from stride.imaging.models import Measurement
 from stride.outcomes.models import Episode, FollowUp, QuestionnaireResponse, Score
 from stride.patients.models import Patient
 
@@ -224,11 +231,44 @@ def _pseudonymiser() -> Callable[[int], str]:
     return key
 
 
-def _check_measure(instrument: str, scale: str) -> None:
+# --------------------------------------------------------------------------- what is measured
+
+
+#: Image measurement units that need no pixel spacing: an angle, a ratio of two lengths, a grade.
+#: A length or an area counts only when measured on a calibrated image (in mm, never in px).
+CALIBRATION_FREE_UNITS = ("deg", "ratio", "grade")
+
+
+def measurement_type_of(instrument: str) -> core_measure.MeasurementType | None:
+    """The image measurement type an instrument code names (``img-<type code>``), else ``None``."""
+    if not instrument.startswith(core_measure.INSTRUMENT_PREFIX):
+        return None
+    return core_measure.measurement_type(instrument.removeprefix(core_measure.INSTRUMENT_PREFIX))
+
+
+def measure_instrument(code: str) -> core_instruments.Instrument:
+    """The instrument an analysis of ``code`` reads: a questionnaire of the library, or an image
+    measurement type as a one-scale instrument (``img-<type code>``, scale ``value``).
+
+    A free measurement type (a length or an angle outside the catalog, named in each measurement's
+    note) means something else on every image, so it is refused.
+    """
     try:
-        definition = core_instruments.instrument(instrument)
+        mtype = measurement_type_of(code)
+        definition = core_instruments.instrument(code) if mtype is None else core_measure.instrument_for(code)
     except (KeyError, Invalid, LookupError):
-        raise Invalid(f"Unknown instrument {instrument!r}.", "instrument") from None
+        raise Invalid(f"Unknown instrument {code!r}.", "instrument") from None
+    if mtype is not None and mtype.free:
+        raise Invalid(
+            f"{mtype.name} is a free measurement: what each one measures is only in its note, so it is "
+            "not analysed across patients.",
+            "instrument",
+        )
+    return definition
+
+
+def _check_measure(instrument: str, scale: str) -> None:
+    definition = measure_instrument(instrument)
     if scale not in definition.scales:
         known = ", ".join(definition.scales)
         raise Invalid(f"{definition.short_name} has no scale {scale!r} (it has {known}).", "scale")
@@ -284,6 +324,10 @@ def analysis_rows(
     index procedure; then, given their ids, the injectates of the index procedures, the follow-up
     states (one text per episode), the scores, and the index treatments and surgeries of the same
     conditions (for re-treatment and surgery).
+
+    An image measurement (``img-<type code>``, scale ``value``) is read from the measurements on the
+    condition's images instead of scores, and its time points from the images' dates, not from the
+    questionnaires' follow-ups (four queries: no follow-up states); see :func:`_measured`.
     """
     _check_measure(instrument, scale)
     with _bulk_reading():
@@ -295,6 +339,7 @@ def _rows(
 ) -> list[EpisodeRow]:
     points = timepoints()
     plan = core_schedule.schedule()
+    mtype = measurement_type_of(instrument)
 
     base = _fetch(
         episodes_for(spec, clinic_ids)
@@ -350,37 +395,39 @@ def _rows(
         for procedure_id, found in injected.items()
     }
 
-    # "baseline completed 1m missed ...": one text per episode instead of a row per follow-up.
-    states: dict[int, str] = dict(
-        _fetch(
-            FollowUp.objects.filter(_Among(F("episode_id"), episode_ids))
-            .order_by()
-            .values("episode_id")
-            .annotate(states=_Joined(Concat("timepoint", Value(" "), "status")))
-            .values_list("episode_id", "states")
-        )
-    )
-
+    states: dict[int, str] = {}
     scores: dict[int, dict[str, tuple[float | None, str]]] = defaultdict(dict)
-    for episode_id, point, value, valid, collected in _fetch(
-        Score.objects.filter(
-            _Among(F("response__follow_up__episode_id"), episode_ids),
-            response__status=QuestionnaireResponse.Status.COMPLETED,
-            instrument=instrument,
-            scale=scale,
+    measured = None if mtype is None else _measured(mtype, condition_ids)
+    if measured is None:
+        # "baseline completed 1m missed ...": one text per episode instead of a row per follow-up.
+        states = dict(
+            _fetch(
+                FollowUp.objects.filter(_Among(F("episode_id"), episode_ids))
+                .order_by()
+                .values("episode_id")
+                .annotate(states=_Joined(Concat("timepoint", Value(" "), "status")))
+                .values_list("episode_id", "states")
+            )
         )
-        .alias(_flags=_text("response__flags"))
-        .exclude(_flags__contains='"late"')
-        .order_by()
-        .values_list(
-            "response__follow_up__episode_id",
-            "response__follow_up__timepoint",
-            "value",
-            "valid",
-            _text("response__collected_on"),
-        )
-    ):
-        scores[episode_id][point] = (value if valid else None, collected)
+        for episode_id, point, value, valid, collected in _fetch(
+            Score.objects.filter(
+                _Among(F("response__follow_up__episode_id"), episode_ids),
+                response__status=QuestionnaireResponse.Status.COMPLETED,
+                instrument=instrument,
+                scale=scale,
+            )
+            .alias(_flags=_text("response__flags"))
+            .exclude(_flags__contains='"late"')
+            .order_by()
+            .values_list(
+                "response__follow_up__episode_id",
+                "response__follow_up__timepoint",
+                "value",
+                "valid",
+                _text("response__collected_on"),
+            )
+        ):
+            scores[episode_id][point] = (value if valid else None, collected)
 
     # Each condition's index treatments (procedures and episodes) and surgeries, as sorted day numbers.
     later_index: dict[int, list[int]] = defaultdict(list)
@@ -457,31 +504,36 @@ def _rows(
         index = index_date.toordinal()
         ended_days = _ordinal(ended_text) - index if ended_text else None
 
-        stored = states.get(episode_id, "")
-        template, moving = parsed.get((stored, ended_text is None)) or parse(stored, ended_text is None)
-        status = template.copy()
-        if moving:
-            # The worker moves states on once a day; read them as of today all the same.
-            day = clinic_today[clinic_id]
-            as_of = moved_on.get((index_date, day))
-            if as_of is None:
-                windows = plan.windows(index_date)
-                as_of = moved_on[index_date, day] = {
-                    w.timepoint: w.state(day, completed=False) for w in windows
-                }
-            for point in moving:
-                status[point] = as_of.get(point, status[point])
+        if measured is not None:
+            status, values, answer_days, last_answer = measured.row(
+                index_date, ended_days, clinic_today[clinic_id], condition_id
+            )
+        else:
+            stored = states.get(episode_id, "")
+            template, moving = parsed.get((stored, ended_text is None)) or parse(stored, ended_text is None)
+            status = template.copy()
+            if moving:
+                # The worker moves states on once a day; read them as of today all the same.
+                day = clinic_today[clinic_id]
+                as_of = moved_on.get((index_date, day))
+                if as_of is None:
+                    windows = plan.windows(index_date)
+                    as_of = moved_on[index_date, day] = {
+                        w.timepoint: w.state(day, completed=False) for w in windows
+                    }
+                for point in moving:
+                    status[point] = as_of.get(point, status[point])
 
-        values = blank.copy()
-        answer_days = blank.copy()
-        last_answer = None
-        for point, (value, collected) in scores.get(episode_id, {}).items():
-            if point in values:
-                days = _ordinal(collected) - index
-                values[point] = value
-                answer_days[point] = days
-                if last_answer is None or days > last_answer:
-                    last_answer = days
+            values = blank.copy()
+            answer_days = blank.copy()
+            last_answer = None
+            for point, (value, collected) in scores.get(episode_id, {}).items():
+                if point in values:
+                    days = _ordinal(collected) - index
+                    values[point] = value
+                    answer_days[point] = days
+                    if last_answer is None or days > last_answer:
+                        last_answer = days
         injectates, kinds = injectates_of.get(procedure_id, never)
         rows.append(
             EpisodeRow(
@@ -510,3 +562,117 @@ def _rows(
             )
         )
     return rows
+
+
+# --------------------------------------------------------------------------- image measurements
+
+
+def _measured(mtype: core_measure.MeasurementType, condition_ids: str) -> _Measured:
+    """The measurements of ``mtype`` that count for the conditions ``condition_ids``, in one query.
+
+    A measurement counts for a condition when its image belongs to the condition, it is in the
+    type's unit and — for a length or an area — was taken on a calibrated image (a value in pixels
+    never mixes with one in mm), its image shows the condition's side (the other foot's comparison
+    images do not count; a bilateral condition takes either side), and its site (the image's when the
+    measurement names none) is the condition's site when both are recorded.
+    """
+    measurements = Measurement.objects.filter(
+        _Among(F("image__condition_id"), condition_ids), type_code=mtype.code, unit=mtype.unit
+    )
+    if mtype.unit not in CALIBRATION_FREE_UNITS:
+        measurements = measurements.filter(calibrated=True)
+    measurements = (
+        measurements.filter(
+            Q(image__laterality=F("image__condition__laterality"))
+            | Q(image__condition__laterality=Laterality.BILATERAL)
+        )
+        .alias(_site=Coalesce("site_id", "image__site_id"))
+        .filter(
+            Q(_site__isnull=True)
+            | Q(image__condition__site_id__isnull=True)
+            | Q(_site=F("image__condition__site_id"))
+        )
+        .order_by("pk")
+        .values_list("image__condition_id", _text("image__acquired_on"), "image_id", "value")
+    )
+    found: dict[int, list[tuple[int, int, float]]] = defaultdict(list)
+    for condition_id, day, image_id, value in _fetch(measurements):
+        found[condition_id].append((_ordinal(day), image_id, value))
+    return _Measured(found)
+
+
+class _Measured:
+    """A cohort's counted image measurements by condition, and what they give each episode.
+
+    Each measurement belongs to the time point whose window (the questionnaires' windows of
+    :mod:`stride.core.schedule`; the baseline's runs up to the index day, without the grace the
+    questionnaires get) holds its image's date; one taken after the episode ended (a re-treatment,
+    a withdrawal or a stop) does not count for it. Within a time point the images of the day
+    nearest the target day count (the earlier of two days equally near); the value is the mean of
+    those images, each the mean of its measurements of the type.
+
+    Imaging follows the clinic's protocol, not an invitation the patient answers, so a time point
+    is "completed" when measured, "missed" once its window closed without a measurement while the
+    episode ran, "cancelled" when the episode ended before its window closed, and "pending"
+    otherwise (an open window is not yet due): due reads "measured or window closed".
+    """
+
+    def __init__(self, found: dict[int, list[tuple[int, int, float]]]) -> None:
+        self.found = found
+        self.plan = core_schedule.schedule()
+        self.points = timepoints()
+        self.windows: dict[dt.date, tuple[tuple[str, int, int, int], ...]] = {}
+
+    def _windows(self, index_date: dt.date) -> tuple[tuple[str, int, int, int], ...]:
+        """(time point, opens, target day, closes) as day numbers, for an index date."""
+        known = self.windows.get(index_date)
+        if known is None:
+            known = self.windows[index_date] = tuple(
+                (w.timepoint, w.opens.toordinal(), w.due.toordinal(), w.closes.toordinal())
+                for w in self.plan.windows(index_date)
+            )
+        return known
+
+    def row(
+        self, index_date: dt.date, ended_days: int | None, today: dt.date, condition_id: int
+    ) -> tuple[dict[str, str], dict[str, float | None], dict[str, int | None], int | None]:
+        """An episode's status, values, measurement days (from the index) and last measurement day."""
+        index = index_date.toordinal()
+        windows = self._windows(index_date)
+        last = None if ended_days is None else index + ended_days
+        # time point → ((days from the target, day), image → its values on the nearest day)
+        nearest: dict[str, tuple[tuple[int, int], dict[int, list[float]]]] = {}
+        for day, image_id, value in self.found.get(condition_id, ()):
+            if last is not None and day > last:
+                continue
+            placed = next((w for w in windows if w[1] <= day <= w[3]), None)
+            if placed is None:
+                continue  # outside every window
+            point, _, target, _ = placed
+            key = (abs(day - target), day)
+            held = nearest.get(point)
+            if held is None or key < held[0]:
+                nearest[point] = (key, {image_id: [value]})
+            elif key == held[0]:
+                held[1].setdefault(image_id, []).append(value)
+        # The last day a window may have closed on to count as passed: the episode's end, or yesterday.
+        passed = last if last is not None else today.toordinal() - 1
+        status: dict[str, str] = {}
+        values: dict[str, float | None] = dict.fromkeys(self.points)
+        days: dict[str, int | None] = dict.fromkeys(self.points)
+        last_measured = None
+        for point, _, _, closes in windows:
+            held = nearest.get(point)
+            if held is not None:
+                (_, day), images = held
+                means = [sum(found) / len(found) for found in images.values()]
+                values[point] = sum(means) / len(means)
+                days[point] = last_measured = day - index
+                status[point] = "completed"
+            elif closes <= passed:
+                status[point] = "missed"
+            elif last is not None:
+                status[point] = "cancelled"
+            else:
+                status[point] = "pending"
+        return status, values, days, last_measured

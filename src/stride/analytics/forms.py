@@ -7,10 +7,12 @@ from typing import Any
 from django import forms
 
 from stride.analytics.models import SavedCohort
+from stride.analytics.reports import measure_unit
 from stride.clinics import access
 from stride.clinics.models import Clinic
 from stride.core import analysis, cohorts, injectates
 from stride.core import instruments as core_instruments
+from stride.core import measure as core_measure
 from stride.core import schedule as core_schedule
 from stride.core.catalog import LATERALITIES, catalog
 from stride.core.errors import Invalid
@@ -135,7 +137,12 @@ class CohortForm(forms.Form):
 
 
 def measures() -> list[tuple[str, str]]:
-    """ "instrument:scale" choices for every scoreable scale, named as reports name them."""
+    """ "instrument:scale" choices for every scoreable scale, named as reports name them, then every
+    image measurement type of the catalog as "img-<type code>:value" ("Imaging — <name> (<unit>)").
+
+    Grades are offered too (their report says means of grades are descriptive); the free types are
+    not: a free length or angle measures whatever its note says, a different thing on every image.
+    """
     choices = []
     for code, instrument in sorted(core_instruments.library().items(), key=lambda item: item[1].short_name):
         for scale_code, scale in instrument.scales.items():
@@ -143,6 +150,11 @@ def measures() -> list[tuple[str, str]]:
             if len(instrument.scales) > 1:
                 name = f"{name} — {scale.name}"
             choices.append((f"{code}:{scale_code}", name))
+    for mtype in core_measure.measurement_types().values():
+        if not mtype.free:
+            choices.append(
+                (f"{mtype.instrument_code}:value", f"Imaging — {mtype.name} ({measure_unit(mtype)})")
+            )
     return choices
 
 

@@ -15,6 +15,12 @@ numbers:
 A report withholds small groups (``minimum``) when it is made for a viewer
 who may not see every patient behind it (researchers) or when its maker asks
 for it (anything meant to be shared).
+
+An image measurement (``img-<type code>``, scale ``value``) is reported like a
+score, in its unit (outcome curves and change from baseline in mm, cm² or
+degrees), without responder rates (no responder definition exists for image
+measurements) and with method notes that say how images are placed in time
+points and what "due" means for imaging.
 """
 
 from __future__ import annotations
@@ -32,10 +38,11 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from stride import __version__
-from stride.analytics.dataset import analysis_rows
+from stride.analytics.dataset import analysis_rows, measure_instrument, measurement_type_of
 from stride.clinics.models import Clinic
 from stride.core import analysis, charts, cohorts
 from stride.core import instruments as core_instruments
+from stride.core import measure as core_measure
 from stride.core import schedule as core_schedule
 from stride.core.catalog import catalog
 from stride.core.errors import Invalid, StrideError
@@ -48,6 +55,18 @@ FINAL_STEPS = ("comparison", "table 1")
 
 class MissingLibrary(StrideError):
     """A system library a format needs (Pango for PDF, Cairo for PNG) is not installed."""
+
+
+#: How an image measurement's unit reads in names, axes and tables.
+_UNIT_TEXT = {"mm": "mm", "mm2": "mm²", "cm2": "cm²", "deg": "°", "ratio": "ratio"}
+
+
+def measure_unit(mtype: core_measure.MeasurementType) -> str:
+    """The unit of an image measurement type as a reader sees it: ``mm``, ``cm²``, ``°``, ``grade 0–3``."""
+    if mtype.is_grade:
+        low, high = mtype.range
+        return f"grade {low:g}–{high:g}"
+    return _UNIT_TEXT.get(mtype.unit, mtype.unit)
 
 
 @dataclass(frozen=True)
@@ -77,8 +96,21 @@ class CohortReport:
         return self.instrument.scale(self.scale)
 
     @property
+    def image_type(self) -> core_measure.MeasurementType | None:
+        """The image measurement type analysed, or ``None`` for a questionnaire."""
+        return measurement_type_of(self.instrument.code)
+
+    @property
+    def unit(self) -> str:
+        """The measure's unit: an image measurement's (``mm``, ``grade 0–3``), else the scale's."""
+        mtype = self.image_type
+        return measure_unit(mtype) if mtype is not None else self.scale_definition.unit
+
+    @property
     def measure(self) -> str:
         scale = self.scale_definition
+        if self.image_type is not None:
+            return f"{self.instrument.short_name} ({self.unit})"
         if len(self.instrument.scales) == 1:
             return self.instrument.short_name
         return f"{self.instrument.short_name} — {scale.name}"
@@ -133,10 +165,10 @@ def cohort_report(
         raise Invalid(f"{timepoint!r} is not a follow-up time point.", "timepoint")
     if minimum is not None and minimum < 1:
         raise Invalid(f"The small-cell minimum must be at least 1, got {minimum}.", "minimum")
-    definition = core_instruments.library().get(instrument)
-    if definition is None:
-        raise Invalid(f"Unknown instrument {instrument!r}.", "instrument")
+    definition = measure_instrument(instrument)
     definition.scale(scale)
+    mtype = measurement_type_of(instrument)
+    unit = measure_unit(mtype) if mtype is not None else ""
     step = progress or (lambda name: None)
 
     groups: dict[str, list[analysis.EpisodeRow]] = {}
@@ -144,10 +176,16 @@ def cohort_report(
     for label, (_, spec) in zip(labels, cohort_specs, strict=True):
         rows = analysis_rows(spec, clinic_ids, instrument, scale, today=today)
         groups[label] = rows
-        results.append(analysis.analyse(label, rows, definition, scale, event=event, minimum=minimum))
+        result = analysis.analyse(label, rows, definition, scale, event=event, minimum=minimum)
+        if mtype is not None:
+            # Named with its unit, so every chart's axis says what the numbers are in.
+            result = dataclasses.replace(result, instrument_name=f"{definition.short_name} ({unit})")
+        results.append(result)
         step(label)
     comparison = None
     notes: list[str] = []
+    if mtype is not None:
+        notes.append(_no_responders(mtype))
     if len(groups) > 1:
         comparable = groups
         if minimum is not None:
@@ -162,12 +200,21 @@ def cohort_report(
             comparison = analysis.compare(comparable, definition, scale, timepoint=timepoint, event=event)
     step(FINAL_STEPS[0])
     table1 = analysis.table_one(groups, minimum=minimum, labels=_code_names())
+    if mtype is not None:
+        baseline = f"{mtype.name} at baseline ({unit})"
+        table1 = tuple(
+            dataclasses.replace(row, characteristic=baseline)
+            if row.kind == "continuous" and row.characteristic == "Baseline score"
+            else row
+            for row in table1
+        )
     step(FINAL_STEPS[1])
     names = Clinic.objects.order_by("name")
     if clinic_ids is not None:
         names = names.filter(pk__in=list(clinic_ids))
+    name = definition.short_name if mtype is None else f"{definition.short_name} ({unit})"
     return CohortReport(
-        title=title.strip() or f"{definition.short_name}: " + " vs ".join(labels),
+        title=title.strip() or f"{name}: " + " vs ".join(labels),
         generated_at=timezone.now(),
         generated_by=generated_by,
         clinics=tuple(names.values_list("name", flat=True)),
@@ -183,6 +230,17 @@ def cohort_report(
         table1=table1,
         comparison=comparison,
         notes=tuple(notes),
+    )
+
+
+def _no_responders(mtype: core_measure.MeasurementType) -> str:
+    """Why an image measurement has no responder rates (the report's notes and its methods)."""
+    return (
+        "No responder rates: no responder definition exists for image measurements. The imaging "
+        f"catalog fixes no threshold that links a change in {mtype.name} to how the patient is, so the "
+        f"change is reported as measured, in {measure_unit(mtype)}, to be judged against the "
+        "measurement error (see the measurement's note in the methods); loss of response cannot be "
+        "studied either."
     )
 
 
@@ -211,15 +269,12 @@ def method_notes(report: CohortReport) -> list[tuple[str, str]]:
     )
     scale = report.scale_definition
     level = analysis.stats.LEVEL
+    mtype = report.image_type
+    if mtype is not None:
+        baseline = plan.timepoints[0]
+        return _image_method_notes(report, mtype, windows, baseline.days_before)
     notes = [
-        (
-            "Who is counted",
-            "Each row is one index treatment (an episode of follow-up) of a patient whose registry "
-            "consent stands; patients who withdrew consent are never included. "
-            + "The cohorts: "
-            + "; ".join(f"{lb}: {d}" for lb, d in zip(report.labels, report.descriptions, strict=True))
-            + ".",
-        ),
+        _who_is_counted(report),
         (
             "Time points",
             f"Follow-up is anchored to the index date; questionnaires count for a time point when answered "
@@ -252,9 +307,26 @@ def method_notes(report: CohortReport) -> list[tuple[str, str]]:
     else:
         missing = f"{report.instrument.short_name} has no responder definition in its catalog file"
         notes.append(("Responders", f"{missing}: {report.instrument.responder.note}"))
+    return notes + _closing_notes(report)
+
+
+def _who_is_counted(report: CohortReport) -> tuple[str, str]:
+    cohorts_ = "; ".join(
+        f"{label}: {text.rstrip('.')}" for label, text in zip(report.labels, report.descriptions, strict=True)
+    )
+    return (
+        "Who is counted",
+        "Each row is one index treatment (an episode of follow-up) of a patient whose registry "
+        f"consent stands; patients who withdrew consent are never included. The cohorts: {cohorts_}.",
+    )
+
+
+def _closing_notes(report: CohortReport, censoring: str = "") -> list[tuple[str, str]]:
+    """Durability, comparison, small groups and software: the same for every measure."""
+    notes = []
     durability = next((r.durability for r in report.results if r.durability.method), None)
     if durability is not None:
-        notes.append(("Durability", durability.method))
+        notes.append(("Durability", f"{durability.method} {censoring}".strip()))
     comparison = report.comparison
     if comparison is not None:
         parts = []
@@ -288,6 +360,70 @@ def method_notes(report: CohortReport) -> list[tuple[str, str]]:
     return notes
 
 
+def _image_method_notes(
+    report: CohortReport, mtype: core_measure.MeasurementType, windows: str, before: int
+) -> list[tuple[str, str]]:
+    """The method notes of a report on an image measurement."""
+    unit = measure_unit(mtype)
+    level = analysis.stats.LEVEL
+    low, high = mtype.range
+    direction = {
+        "higher-better": "higher is better",
+        "lower-better": "lower is better",
+    }.get(mtype.direction, "no better direction is set, so a change is neither better nor worse by itself")
+    spread = f"grades {low:g}–{high:g}" if mtype.is_grade else f"plausible range {low:g}–{high:g} {unit}"
+    outcome = (
+        f"{mtype.name} ({report.version}, measured on images in {unit}; {spread}; {direction}). "
+        + (f"{mtype.note} " if mtype.note else "")
+        + analysis.stats.summary_method(level)
+        + " Change from baseline uses patients measured at both time points."
+    )
+    if mtype.is_grade:
+        outcome += (
+            f" {mtype.name} is an ordinal grade: means of grades (and of their changes) are descriptive, "
+            "a summary of where the cohort lies on the scale rather than an amount; read the medians "
+            "alongside them."
+        )
+    notes = [
+        _who_is_counted(report),
+        (
+            "Measurements counted",
+            f"A measurement of {mtype.name} counts for an episode when its image belongs to the episode's "
+            "condition and shows the condition's side (images of the other foot, taken for comparison, "
+            "do not count; a bilateral condition takes either side), its site (or its image's) is the "
+            "condition's site when both are recorded, and — for a length or an area — the image was "
+            "calibrated, so values in pixels never mix with values in millimetres. Angles, ratios and "
+            "grades need no calibration. Measurements taken after the episode ended (a re-treatment, a "
+            "withdrawal, a stop) do not count for it.",
+        ),
+        (
+            "Time points",
+            "Follow-up is anchored to the index date, with the questionnaires' windows: a measurement "
+            "counts for the time point whose window holds the date its image was taken — the baseline "
+            f"from {before} days before the index treatment up to its day, then {windows}. Images outside "
+            "every window are not counted. Within a time point the images of the day nearest the "
+            "target day count (the earlier of two days equally near); the value is the mean of those "
+            "images, each the mean of its measurements of the type.",
+        ),
+        (
+            "Completeness",
+            "Imaging follows the clinic's protocol, not an invitation the patient answers: a time point "
+            "counts as due once its window has closed or an image was measured in it, and 'answered' "
+            "means measured. Completeness therefore reads measured / reached the time point; a time "
+            "point with its window still open and nothing measured is not yet due. A time point the "
+            "protocol did not image counts as missed.",
+        ),
+        ("Outcome", outcome),
+        ("Responders", _no_responders(mtype)),
+    ]
+    censoring = (
+        "For an image measurement the last answered follow-up is the last counted measurement."
+        if report.event != "loss-of-response"
+        else ""
+    )
+    return notes + _closing_notes(report, censoring)
+
+
 # --------------------------------------------------------------------------- charts
 
 
@@ -295,11 +431,15 @@ def report_charts(report: CohortReport) -> list[dict[str, str]]:
     """The report's figures as SVG: outcome curves (score, change), responder bars, Kaplan–Meier."""
     scale = report.scale_definition
     results = [r for r in report.results if not r.withheld]
+    mtype = report.image_type
+    # An image measurement's plausible range is far wider than its values: its axis follows the data.
+    y_range = scale.range if mtype is None or mtype.is_grade else None
+    noun = "score" if mtype is None else "value"
     figures = [
         {
             "name": "outcome-score",
-            "title": f"{report.measure}: mean score with {analysis.stats.LEVEL:.0%} CI",
-            "svg": charts.outcome_chart(results, measure="score", y_range=scale.range),
+            "title": f"{report.measure}: mean {noun} with {analysis.stats.LEVEL:.0%} CI",
+            "svg": charts.outcome_chart(results, measure="score", y_range=y_range),
         }
     ]
     if report.instrument.baseline:
@@ -440,14 +580,16 @@ def report_numbers(report: CohortReport) -> Iterator[tuple[Any, ...]]:
                 stats_ = (("count", cell.count), ("percent", cell.percent))
             for name, value in stats_:
                 yield (*where, name, value)
+    # An image measurement's outcome figures carry its unit in the level column ("mm").
+    unit = report.unit if report.image_type is not None else ""
     for result in report.results:
-        yield from _cohort_numbers(result)
+        yield from _cohort_numbers(result, unit)
     comparison = report.comparison
     if comparison is not None:
         yield from _comparison_numbers(comparison)
 
 
-def _cohort_numbers(result: analysis.CohortResult) -> Iterator[tuple[Any, ...]]:
+def _cohort_numbers(result: analysis.CohortResult, unit: str = "") -> Iterator[tuple[Any, ...]]:
     label = result.label
     if result.withheld:
         yield ("cohort", label, "", "index treatments", "", "n", WITHHELD)
@@ -459,10 +601,10 @@ def _cohort_numbers(result: analysis.CohortResult) -> Iterator[tuple[Any, ...]]:
             if name != "timepoint":
                 yield ("flow", label, at, name, "", "count", WITHHELD if value is None else value)
         for item, statistic, value in _summary("score", point.score):
-            yield ("outcome", label, at, item, "", statistic, value)
+            yield ("outcome", label, at, item, unit, statistic, value)
         if at != "baseline":
             for item, statistic, value in _summary("change", point.change):
-                yield ("outcome", label, at, item, "", statistic, value)
+                yield ("outcome", label, at, item, unit, statistic, value)
         for line in point.responders:
             level = f"{line.definition} ({line.version})"
             rate = line.rate
@@ -547,6 +689,8 @@ def as_plain(value: Any) -> Any:
 def report_json(report: CohortReport) -> dict[str, Any]:
     """The report as JSON-ready data (cohort definitions, results, Table 1, comparison, methods)."""
     data = as_plain(report)
+    data["measure"] = report.measure
+    data["unit"] = report.unit
     data["specs"] = [spec.to_dict() for spec in report.specs]
     data["methods"] = [{"heading": h, "text": t} for h, t in method_notes(report)]
     return data

@@ -85,7 +85,9 @@ class EpisodeRow:
     injectates: tuple[InjectateRow, ...]
     baseline: float | None  # the baseline score (same as scores["baseline"])
     scores: Mapping[str, float | None]  # time point → score (None: not answered or not scoreable)
-    status: Mapping[str, str]  # time point → completed / missed / due / pending / cancelled
+    # time point → completed / missed / due / pending / cancelled; for an image measurement the
+    # dataset gives completed (measured), missed (window closed unmeasured), pending or cancelled
+    status: Mapping[str, str]
     answer_days: Mapping[str, int | None]  # time point → days from the index date to the answer
     retreated_days: int | None  # a later index treatment of the same condition, days from index
     surgery_days: int | None  # a later surgery on the same condition, days from index
@@ -102,6 +104,10 @@ class Completeness:
     ``treated = due + not_yet_due + withdrawn + retreated + stopped``;
     ``due = answered + missed + open``. ``answered`` counts the rows with an answer of the analysed
     instrument at the time point (or a completed follow-up); ``scored`` those with a score.
+
+    The counts follow the rows' states, so they read the same for any measure: for an image
+    measurement the rows mark a time point completed when measured and missed once its window closed
+    unmeasured, never open, so ``due`` reads "measured or window closed" and ``answered`` "measured".
     """
 
     timepoint: str

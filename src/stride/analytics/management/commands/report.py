@@ -33,6 +33,8 @@ class Command(BaseCommand):
         "case reports are de-identified unless --identified is given.\n\n"
         "Example: stride report cohort --cohort 'PRP, plantar fasciitis' --cohort 'Steroid' "
         "--measure nprs:total --format pdf --out prp-vs-steroid.pdf\n"
+        'Example: stride report cohort --spec \'Wasting={"conditions": ["foot-muscle-wasting"]}\' '
+        "--measure img-interosseous-thickness:value --format csv\n"
         "Example: stride report case LFA-1001 --format pdf --out case.pdf"
     )
 
@@ -59,7 +61,12 @@ class Command(BaseCommand):
         )
         cohort.add_argument("--all", action="store_true", help="Add a cohort of every treated patient.")
         cohort.add_argument(
-            "--measure", default="nprs:total", help="instrument:scale to analyse (default nprs:total)."
+            "--measure",
+            default="nprs:total",
+            help=(
+                "instrument:scale to analyse (default nprs:total); an image measurement is "
+                "img-<type code>:value, e.g. img-interosseous-thickness:value."
+            ),
         )
         cohort.add_argument(
             "--event", default=analysis.DEFAULT_EVENT, choices=list(analysis.EVENTS), help="Durability event."
@@ -160,7 +167,8 @@ class Command(BaseCommand):
         instrument, _, scale = options["measure"].partition(":")
         if not scale:
             raise CommandError(
-                f"--measure takes instrument:scale (e.g. nprs:total), got {options['measure']!r}."
+                "--measure takes instrument:scale (e.g. nprs:total, or img-interosseous-thickness:value "
+                f"for an image measurement), got {options['measure']!r}."
             )
         wanted = options["format"]
         steps = len(chosen) + len(reports.FINAL_STEPS) + 1
