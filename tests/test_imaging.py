@@ -485,3 +485,33 @@ def test_images_can_live_in_an_s3_bucket(cast, settings) -> None:
         listed = boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket="stride-images")
         keys = sorted(item["Key"] for item in listed["Contents"])
         assert keys[0].startswith("images/derived/") and keys[1].startswith("images/originals/")
+
+
+def test_the_case_report_shows_the_first_and_latest_image_side_by_side(client, cast) -> None:
+    from stride.analytics.case_report import build_case_report, render_case_body
+
+    _pair(cast)
+    report = build_case_report(cast.pat, identified=False)
+    (pair,) = report.images
+    assert pair["title"] == "Ultrasound of the left side"
+    body = render_case_body(report)
+    assert "Imaging" in body and "first and latest image" in body and "2025" not in pair["svg"]
+    assert "Interosseous muscle thickness — left" in body
+    identified = build_case_report(cast.pat, identified=True)
+    assert "15 Jan 2025" in identified.images[0]["svg"]
+
+
+def test_the_case_report_pdf_carries_the_image_pair(cast) -> None:
+    from tests.libraries import require
+
+    require("weasyprint")
+    from pypdf import PdfReader
+
+    from stride.analytics.case_report import build_case_report, render_case_pdf
+
+    _pair(cast)
+    pdf = render_case_pdf(build_case_report(cast.pat, identified=False))
+    reader = PdfReader(io.BytesIO(pdf))
+    text = "".join(page.extract_text() for page in reader.pages)
+    assert "Imaging" in text and "Same scale" in text
+    assert sum(len(page.images) for page in reader.pages) >= 2  # the two pictures, embedded

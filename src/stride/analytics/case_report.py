@@ -56,6 +56,8 @@ class CaseReport:
     entries: tuple[Entry, ...]
     scores: tuple[ScoreLine, ...]
     charts: tuple[dict[str, str], ...]
+    images: tuple[dict[str, str], ...]  # before/after figures, each {"title", "svg"}
+    measurement_charts: tuple[dict[str, str], ...]
     narrative: str
     narrative_by: str
     generated_at: dt.datetime
@@ -65,7 +67,7 @@ class CaseReport:
 
 
 def first_index_date(patient: Patient) -> dt.date | None:
-    """Day 0 of a de-identified account of the patient: the first index treatment (else the first procedure)."""
+    """Day 0 of a de-identified account: the first index treatment (else the first procedure)."""
     first = (
         Episode.objects.filter(condition__patient=patient)
         .order_by("index_date")
@@ -209,6 +211,10 @@ def build_case_report(patient: Patient, *, identified: bool = False, user: Any =
         facts.append(("BMI", f"{bmi:.1f} kg/m²"))
     narrative = CaseNarrative.objects.filter(patient=patient).select_related("updated_by").first()
     charts = score_charts(patient, procedures, origin=None if identified else origin)
+    from stride.imaging.figures import case_pairs  # the imaging app draws the images
+    from stride.imaging.panel import measurement_charts
+
+    measured = measurement_charts(patient, procedures, origin=None if identified else origin)
     return CaseReport(
         identified=identified,
         heading=heading,
@@ -217,6 +223,8 @@ def build_case_report(patient: Patient, *, identified: bool = False, user: Any =
         entries=tuple(e for _, _, e in sorted(entries, key=lambda t: (t[0], t[1])) if e.kind != "condition"),
         scores=tuple(scores),
         charts=tuple({"title": c["title"], "svg": c["svg"]} for c in charts),
+        images=tuple(case_pairs(patient, identified=identified)),
+        measurement_charts=tuple({"title": c["title"], "svg": c["svg"]} for c in measured),
         narrative=narrative.text if narrative else "",
         narrative_by=str(narrative.updated_by) if narrative and narrative.updated_by else "",
         generated_at=timezone.now(),

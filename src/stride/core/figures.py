@@ -155,9 +155,11 @@ def _shape_svg(shape: Shape, sx: float, sy: float) -> str:
     return "".join(out)
 
 
-def pair_svg(panels: Sequence[Panel], *, title: str = "", footnote: str = "") -> str:
-    """The panels side by side as one self-contained SVG (given data-URI pictures)."""
-    plan = layout(panels)
+def pair_svg(
+    panels: Sequence[Panel], *, title: str = "", footnote: str = "", panel_size: float = PANEL_WIDTH
+) -> str:
+    """The panels side by side as one SVG, each at most ``panel_size`` figure pixels wide."""
+    plan = layout(panels, max_width=panel_size, max_height=panel_size * PANEL_HEIGHT / PANEL_WIDTH)
     width = plan.width
     height = plan.height + (22 if title else 0)
     top = 22 if title else 0
@@ -206,9 +208,12 @@ def pair_svg(panels: Sequence[Panel], *, title: str = "", footnote: str = "") ->
                 f"{escape(line)}</text>"
             )
         parts.append("</g>")
-    note = footnote or ("Same scale: 1 mm is equally long in each image." if plan.same_scale else "")
-    if not plan.same_scale:
-        note = (note + " " if footnote else "") + "Not to the same scale: an image has no pixel spacing."
+    scale = (
+        "Same scale: 1 mm is equally long in each image."
+        if plan.same_scale
+        else "Not to the same scale: an image has no pixel spacing."
+    )
+    note = f"{scale} {footnote}".strip()
     if note:
         parts.append(f'<text x="0" y="{height - 6:.0f}" font-size="12" fill="#555">{escape(note)}</text>')
     parts.append("</svg>")

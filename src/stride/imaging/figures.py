@@ -13,8 +13,11 @@ from stride.analytics.case_report import first_index_date
 from stride.core import figures
 from stride.imaging import services
 from stride.imaging.models import Image
+from stride.patients.models import Patient
 
 LABELS = ("Before", "After")
+#: A downloaded figure's panels are narrower than the page's, so its text stays legible on a printed page.
+EXPORT_PANEL = 380
 
 
 def _when(image: Image, identified: bool) -> str:
@@ -72,4 +75,30 @@ def pair_svg(images: Sequence[Image], *, identified: bool) -> str:
     """The figure as one self-contained SVG (pictures embedded) for a report or a slide."""
     interval = (images[-1].acquired_on - images[0].acquired_on).days
     footnote = f"{interval} days apart." if interval else ""
-    return figures.pair_svg(panels(images, identified=identified, embed=True), footnote=footnote)
+    return figures.pair_svg(
+        panels(images, identified=identified, embed=True), footnote=footnote, panel_size=EXPORT_PANEL
+    )
+
+
+def case_pairs(patient: Patient, *, identified: bool) -> list[dict[str, str]]:
+    """For a case report: per condition, side, site, modality and view imaged more than once, the first
+    and the latest image side by side."""
+    groups: dict[tuple[object, ...], list[Image]] = {}
+    images = (
+        Image.objects.filter(patient=patient)
+        .select_related("condition__condition_type", "site", "patient")
+        .prefetch_related("measurements__site", "annotations")
+        .order_by("acquired_on", "pk")
+    )
+    for image in images:
+        key = (image.condition_id, image.laterality, image.site_id, image.modality, image.view)
+        groups.setdefault(key, []).append(image)
+    pairs = []
+    for series in groups.values():
+        if len(series) < 2:
+            continue
+        first, last = series[0], series[-1]
+        where = f", {first.site.name}" if first.site_id else ""
+        title = f"{first.get_modality_display()} of the {first.get_laterality_display().lower()} side{where}"
+        pairs.append({"title": title, "svg": pair_svg([first, last], identified=identified)})
+    return pairs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -15,6 +16,18 @@ from stride.core import charts
 from stride.core import measure as core_measure
 from stride.imaging.models import Image, Measurement, format_value
 from stride.patients.models import Patient
+
+
+def _axis(values: list[float], bounds: tuple[float, float] | None) -> tuple[float, float]:
+    """From zero (or the type's lower bound) to a round number above the largest value, within the type's
+    range: a 2 mm muscle must not be a flat line at the bottom of a 0–40 mm axis."""
+    low = bounds[0] if bounds else 0.0
+    top = max(values) * 1.3 or 1.0
+    step = 10 ** math.floor(math.log10(top))
+    high = math.ceil(top / step) * step
+    if bounds:
+        high = min(high, bounds[1])
+    return min(low, *values), max(high, *values)
 
 
 def measurement_charts(
@@ -40,11 +53,7 @@ def measurement_charts(
         kind = types.get(code)
         name = kind.name if kind else code
         values = [m.value for m in measured]
-        if kind and kind.range and unit == kind.unit:
-            low, high = kind.range
-            low, high = min(low, *values), max(high, *values)
-        else:
-            low, high = 0.0, max(values) * 1.25 or 1.0
+        low, high = _axis(values, kind.range if kind and unit == kind.unit else None)
         where = ", ".join(part for part in (side, site) if part)
         title = f"{name} — {where}" if where else name
         points = [
