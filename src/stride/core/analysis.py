@@ -236,7 +236,7 @@ class CohortResult:
     instrument_version: str
     scale: str
     scale_name: str
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: the measure has no better direction
     mcid: float | None
     points: tuple[PointResult, ...]
     durability: Durability
@@ -438,7 +438,7 @@ def analyse(
         instrument_version=instrument.version,
         scale=scale,
         scale_name=target.name,
-        higher_is_better=target.higher_is_better,
+        higher_is_better=target.higher_is_better if target.direction else None,
         mcid=target.mcid,
         points=tuple(points),
         durability=Durability(

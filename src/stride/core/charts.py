@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape as xml_escape
 
 from stride.core.errors import Invalid, StrideError
+from stride.core.measure import INSTRUMENT_PREFIX
 
 if TYPE_CHECKING:
     from stride.core.analysis import CohortResult, Durability, PointResult
@@ -65,7 +66,7 @@ def score_chart(
     high: float,
     markers: Sequence[Marker] = (),
     band: tuple[float, float] | None = None,
-    higher_is_better: bool = True,
+    higher_is_better: bool | None = True,
     unit: str = "",
     origin: dt.date | None = None,
 ) -> str:
@@ -139,10 +140,11 @@ def score_chart(
                 f'<circle class="{cls}" cx="{x(p.date):.1f}" cy="{y(p.value):.1f}" r="4.5">'
                 f"<title>{escape(tip)}</title></circle>"
             )
-    direction = "higher is better" if higher_is_better else "lower is better"
-    parts.append(
-        f'<text class="direction" x="{WIDTH - RIGHT}" y="{TOP - 5}" text-anchor="end">{direction}</text>'
-    )
+    if higher_is_better is not None:
+        direction = "higher is better" if higher_is_better else "lower is better"
+        parts.append(
+            f'<text class="direction" x="{WIDTH - RIGHT}" y="{TOP - 5}" text-anchor="end">{direction}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -585,8 +587,11 @@ def _y_grid(
         )
 
 
-def _direction(parts: list[str], right: float, baseline: float, higher_is_better: bool) -> None:
-    """'▲ higher is better' at the top right of the plot, with a drawn arrow (no font needed)."""
+def _direction(parts: list[str], right: float, baseline: float, higher_is_better: bool | None) -> None:
+    """'▲ higher is better' at the top right of the plot, with a drawn arrow (no font needed); nothing
+    for a measure with no better direction (e.g. a neuroma's diameter)."""
+    if higher_is_better is None:
+        return
     text = "higher is better" if higher_is_better else "lower is better"
     ax, ay = right - 5, baseline - 4.5
     arrow = (
@@ -677,7 +682,10 @@ def outcome_chart(
         return _message(kind, title, "No cohorts to show.")
     first = next((r for r in results if not r.withheld), results[0])
     what = f"{statistic} {'change in ' if measure == 'change' else ''}{_scale_label(first)}"
-    what += " from baseline" if measure == "change" else " score"
+    if measure == "change":
+        what += " from baseline"
+    elif not first.instrument.startswith(INSTRUMENT_PREFIX):  # an image measurement is no score
+        what += " score"
     higher_is_better = first.higher_is_better
 
     # The columns: every time point up to the last one with something to show.
@@ -880,13 +888,14 @@ def _outcome_description(
     found: dict[int, tuple[str, str]],
     what: str,
     level: float,
-    higher_is_better: bool,
+    higher_is_better: bool | None,
 ) -> str:
     when = ", ".join(str(m) for m in months)
     text = (
         f"{what[0].upper()}{what[1:]} with {_level(level)} confidence intervals at {when} months after "
-        f"the index treatment, {len(results)} cohort{'s' if len(results) != 1 else ''}; "
-        f"{'higher' if higher_is_better else 'lower'} is better."
+        f"the index treatment, {len(results)} cohort{'s' if len(results) != 1 else ''}"
+        + ("." if higher_is_better is None else "; ")
+        + ("" if higher_is_better is None else f"{'higher' if higher_is_better else 'lower'} is better.")
     )
     for result, row in zip(results, cells, strict=True):
         shown = [m for m in months if row[m].state == "value"]

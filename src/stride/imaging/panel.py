@@ -30,6 +30,12 @@ def _axis(values: list[float], bounds: tuple[float, float] | None) -> tuple[floa
     return min(low, *values), max(high, *values)
 
 
+def _better(kind: core_measure.MeasurementType | None) -> bool | None:
+    if kind is None or not kind.direction:
+        return None
+    return kind.direction == "higher-better"
+
+
 def measurement_charts(
     patient: Patient, procedures: list[Procedure], *, origin: dt.date | None = None
 ) -> list[dict[str, Any]]:
@@ -71,7 +77,7 @@ def measurement_charts(
                     low=low,
                     high=high,
                     markers=markers,
-                    higher_is_better=not (kind and kind.direction == "lower-better"),
+                    higher_is_better=_better(kind),
                     unit=core_measure.UNIT_SYMBOLS.get(unit, unit),
                     origin=origin,
                 ),
