@@ -27,7 +27,6 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
-    JPEGLosslessSV1,
     MRImageStorage,
     RLELossless,
     UltrasoundImageStorage,
@@ -222,8 +221,8 @@ def dicom(
 ) -> bytes:
     """A DICOM file of ``pixels``: (rows, cols) or (frames, rows, cols), with a last axis of 3 for RGB.
 
-    ``syntax`` is one of :data:`SYNTAXES` ("jpeg-lossless" wraps JPEG baseline data under the
-    JPEG Lossless transfer syntax, which no decoder installed here reads). ``attributes`` are set
+    ``syntax`` is one of :data:`SYNTAXES` ("jpeg-lossless" is a genuine JPEG Lossless SV1 file,
+    transcoded by GDCM as an X-ray unit would write it). ``attributes`` are set
     by keyword after everything else, so a test can add or override any element.
     """
     arr = np.asarray(pixels)
@@ -250,7 +249,7 @@ def dicom(
     )
     if syntax == "rle":
         ds.compress(RLELossless, generate_instance_uid=False)
-    elif syntax in ("jpeg", "jpeg-lossless", "j2k"):
+    elif syntax in ("jpeg", "j2k"):
         if arr.dtype != np.uint8:
             raise ValueError("JPEG frames are built from 8-bit pixels only")
         encoded = _encode_frames(arr, frames, "JPEG2000" if syntax == "j2k" else "JPEG")
@@ -258,7 +257,6 @@ def dicom(
         ds["PixelData"].VR = "OB"
         ds.file_meta.TransferSyntaxUID = {
             "jpeg": JPEGBaseline8Bit,
-            "jpeg-lossless": JPEGLosslessSV1,
             "j2k": JPEG2000Lossless,
         }[syntax]
         if syntax != "j2k" and colour:
@@ -272,7 +270,37 @@ def dicom(
         setattr(ds, keyword, value)
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if syntax == "jpeg-lossless":
+        return jpeg_lossless(write(ds))
     return write(ds, syntax)
+
+
+def jpeg_lossless(data: bytes) -> bytes:
+    """``data`` transcoded to JPEG Lossless, Process 14, Selection Value 1 by GDCM."""
+    import tempfile
+    from pathlib import Path
+
+    import gdcm
+
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder, "in.dcm"), Path(folder, "out.dcm")
+        source.write_bytes(data)
+        reader = gdcm.ImageReader()
+        reader.SetFileName(str(source))
+        if not reader.Read():
+            raise ValueError("GDCM could not read the file to transcode")
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
+        change.SetInput(reader.GetImage())
+        if not change.Change():
+            raise ValueError("GDCM could not transcode to JPEG Lossless")
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(str(target))
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        if not writer.Write():
+            raise ValueError("GDCM could not write the transcoded file")
+        return target.read_bytes()
 
 
 def write(ds: Dataset, syntax: str = "explicit") -> bytes:

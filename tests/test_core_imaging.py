@@ -401,15 +401,25 @@ def test_a_dicom_without_pixel_data_is_refused() -> None:
     )
 
 
+def test_jpeg_lossless_x_rays_decode_to_the_exact_pixels() -> None:
+    # Process 14 (SV1) is what many CR/DX units export; GDCM decodes it for pydicom.
+    plain = xray(rows=40, cols=32)
+    data = xray(rows=40, cols=32, syntax="jpeg-lossless")
+    assert read(data).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.70"
+    info = inspect(data)
+    assert info.compressed and (info.width, info.height) == (32, 40)
+    assert np.array_equal(frame_array(data, 0), frame_array(plain, 0))
+
+
 def test_a_compression_stride_cannot_decode_is_refused_by_name() -> None:
-    # JPEG Lossless (process 14) needs pylibjpeg-libjpeg or GDCM, neither of which Stride installs.
-    error = _refused(
-        ultrasound(syntax="jpeg-lossless"), "Stride cannot decode DICOM pixel data stored as JPEG"
-    )
-    assert "JPEG Lossless, Non-Hierarchical, First-Order Prediction" in error.message
-    assert "(1.2.840.10008.1.2.4.70)" in error.message
+    ds = read(ultrasound(syntax="j2k"))
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.201"  # High-Throughput JPEG 2000
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    error = _refused(buffer.getvalue(), "Stride cannot decode DICOM pixel data stored as High-Throughput")
+    assert "(1.2.840.10008.1.2.4.201)" in error.message
     with pytest.raises(Invalid, match="Stride cannot decode"):
-        render(ultrasound(syntax="jpeg-lossless"))
+        render(buffer.getvalue())
 
 
 def test_an_unknown_transfer_syntax_is_refused() -> None:
