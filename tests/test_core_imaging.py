@@ -589,3 +589,14 @@ def test_deidentify_refuses_bad_arguments_and_bad_files() -> None:
     with pytest.raises(Invalid) as caught:
         deidentify(ultrasound(), masks=[(500, 500, 5, 5)])
     assert caught.value.field == "masks"
+
+
+def test_a_truncated_photo_is_refused_even_after_weasyprint_made_pillow_lenient() -> None:
+    from PIL import ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = True  # what importing WeasyPrint does, process-wide
+    try:
+        _refused(dicoms.picture("jpeg", rows=64, cols=64)[:-300], "damaged or truncated")
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # left as it was found
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False

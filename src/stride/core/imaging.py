@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, ImageFile
 from PIL.JpegImagePlugin import get_sampling
 from pydicom import dcmread
 from pydicom.dataelem import DataElement
@@ -538,7 +538,7 @@ def _check_header(ds: Dataset) -> int:
     if not rows or not cols:
         raise Invalid("The DICOM file is damaged: it gives no image size (Rows and Columns).", "file")
     try:
-        frames = get_nr_frames(ds, warn=False)
+        frames = int(get_nr_frames(ds, warn=False))
     except Exception:
         frames = 0
     if frames < 1:
@@ -761,6 +761,10 @@ def _to_uint8(arr: np.ndarray, bits: int | None = None) -> np.ndarray:
 
 def _open_picture(data: bytes, kind: str) -> Image.Image:
     name = kind.upper()
+    # Pillow's switch is process-wide and WeasyPrint turns it on when imported (for its own
+    # images); a truncated photo must still be refused here, so it is set for this read.
+    lenient = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         image = Image.open(io.BytesIO(data), formats=[name])
         image.load()
@@ -768,6 +772,8 @@ def _open_picture(data: bytes, kind: str) -> Image.Image:
         raise Invalid(f"The {name} image has too many pixels for Stride to read.", "file") from None
     except Exception:
         raise Invalid(f"The {name} file is damaged or truncated and cannot be decoded.", "file") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
     return image
 
 
