@@ -46,6 +46,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/synth.py
 	$(BIN)/python bench/submissions.py
 	$(BIN)/python bench/report.py
+	$(BIN)/python bench/imaging.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info

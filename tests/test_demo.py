@@ -17,7 +17,7 @@ def _table_counts() -> dict[str, int]:
     return {
         model._meta.label: model.objects.count()
         for model in apps.get_models()
-        if model._meta.app_label in {"clinics", "patients", "care", "outcomes"}
+        if model._meta.app_label in {"clinics", "patients", "care", "outcomes", "imaging"}
     }
 
 
@@ -36,6 +36,7 @@ def test_loading_the_demo_twice_changes_nothing() -> None:
     load_demo(DEMO_PASSWORD_DEFAULT, synth_patients=0, synth_seed=1)
     first = _table_counts()
     assert first["outcomes.QuestionnaireResponse"] > 0 and first["outcomes.Contact"] > 0
+    assert first["imaging.Image"] > 0 and first["imaging.Measurement"] > 0
     again = load_demo(DEMO_PASSWORD_DEFAULT, synth_patients=0, synth_seed=1)
     assert _table_counts() == first
     assert sum(again.values()) == 0
@@ -204,3 +205,84 @@ def test_the_ankle_story_is_recorded_as_its_care_plan() -> None:
     assert all(s.status == "done" and not s.deviation for s in steps.values())
     assert steps["index"].procedure.procedure_type.code == "bmc-injection"
     assert steps["booster"].procedure.procedure_type.code == "prp-injection"
+
+
+#: The phantom size each measurement type was drawn on.
+_DRAWN = {
+    "interosseous-thickness": "muscle_mm",
+    "neuroma-diameter": "neuroma_mm",
+    "mtp1-jsw-medial": "medial_mm",
+    "mtp1-jsw-lateral": "lateral_mm",
+}
+
+
+@pytest.mark.django_db
+def test_the_story_images_are_filed_measured_and_marked_on_their_phantoms() -> None:
+    from stride.core import imaging
+    from stride.demo.images import index_date
+    from stride.demo.stories import stories
+    from stride.imaging import services
+    from stride.imaging.models import Annotation, Image, Measurement
+    from stride.patients.models import Patient
+
+    counts = load_demo(DEMO_PASSWORD_DEFAULT, synth_patients=0, synth_seed=1)
+    assert counts["story patients"] == 3
+    told = {s.patient["record_number"]: s for s in stories(Patient.objects.first().clinic.today())}
+    assert sorted(Image.objects.values_list("patient__record_number", "modality")) == [
+        *[("LFA-1001", "US")] * 4,
+        *[("LFA-1002", "DX")] * 2,
+    ]
+    checked = 0
+    for record, story in told.items():
+        patient = Patient.objects.get(record_number=record)
+        index = index_date(story)
+        for spec in story.images:
+            taken_on = index + dt.timedelta(days=spec["day"])
+            image = Image.objects.get(patient=patient, acquired_on=taken_on, laterality=spec["laterality"])
+            assert image.condition.patient_id == patient.pk and image.site.code == spec["site"]
+            assert image.view == spec["view"] and image.note == spec["note"]
+            assert image.frames == spec["phantom"].get("frames", 1) and image.from_dicom_spacing
+            # The file names the story patient, as the upload's identity check requires.
+            info = imaging.inspect(services.original_bytes(image))
+            assert info.patient_id == record and info.patient_birth_date == patient.date_of_birth
+            assert info.patient_name == f"{patient.family_name}^{patient.given_name}"
+            pixel_mm = max(image.spacing_row_mm, image.spacing_col_mm)
+            stored = {m.type_code: m for m in image.measurements.all()}
+            assert set(stored) == {m["type"] for m in spec["measurements"]}
+            for wanted in spec["measurements"]:
+                measurement = stored[wanted["type"]]
+                assert measurement.site.code == wanted["site"]
+                assert measurement.qualifiers == wanted.get("qualifiers", {})
+                if "value" in wanted:
+                    assert (measurement.unit, measurement.value) == ("grade", wanted["value"])
+                    continue
+                drawn = spec["phantom"][_DRAWN[wanted["type"]]]
+                assert measurement.unit == "mm" and measurement.calibrated and measurement.tool == "line"
+                assert abs(measurement.value - drawn) <= pixel_mm, (record, wanted["type"])
+                checked += 1
+            assert len(image.annotations.all()) == len(spec["annotations"])
+    assert checked == 6 + 4  # the ultrasound lines (4 thickness, 2 neuroma) and the X-ray widths
+
+    def values(record: str, code: str) -> list[float]:
+        rows = Measurement.objects.filter(image__patient__record_number=record, type_code=code)
+        return list(rows.order_by("image__acquired_on", "image__laterality").values_list("value", flat=True))
+
+    # Left (wasted, then recovered) against right, before and after; the neuroma smaller after.
+    before_left, before_right, after_left, after_right = values("LFA-1001", "interosseous-thickness")
+    assert before_left < 0.6 * before_right and after_left > 1.5 * before_left
+    assert abs(after_left - after_right) / after_right < 0.1  # within the measurement error
+    neuroma_before, neuroma_after = values("LFA-1001", "neuroma-diameter")
+    assert neuroma_before > 5.5 and neuroma_after < neuroma_before - 1
+    # The runner: the medial joint space narrower than the lateral before, wider after treatment.
+    medial_before, medial_after = values("LFA-1002", "mtp1-jsw-medial")
+    lateral_before, _ = values("LFA-1002", "mtp1-jsw-lateral")
+    assert medial_before < lateral_before and medial_after > medial_before
+    assert sorted(Annotation.objects.values_list("kind", "text")) == [
+        ("arrow", "Neuroma"),
+        ("text", "Medial space narrowed"),
+    ]
+    # Every image renders; the clip's chosen frame is its first.
+    clip = Image.objects.get(frames__gt=1)
+    assert clip.frame == 0
+    for image in Image.objects.all():
+        assert services.rendition(image, size="thumb").startswith(b"\x89PNG")

@@ -13,6 +13,8 @@ inside their window, after the contacts the worker would have made by then
 (the invitation, and the reminder when the answer came after its day). A
 follow-up whose window is open today and that the story leaves unanswered
 keeps its invitation, reminder and open phone-call task, for the worklist.
+A story's images are filed, measured and marked through the imaging services
+(:mod:`stride.demo.images`), so their checks run too.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from stride.care.models import (
 from stride.clinics.models import Clinic, Membership, User
 from stride.core import instruments as core_instruments
 from stride.core import schedule as core_schedule
+from stride.demo.images import load_images
 from stride.demo.stories import CLINICS, LOGINS, Story, stories, story_answers
 from stride.outcomes.models import Contact, Episode, FollowUp, QuestionnaireResponse
 from stride.outcomes.services import save_answers
@@ -147,6 +150,7 @@ def load_story(story: Story, clinic: Clinic, users: dict[str, User]) -> bool:
             answered.append((procedure, follow_up))
     for procedure, follow_up in answered:
         load_follow_up(patient, procedure, follow_up, users)
+    load_images(story, patient, conditions, users["clinician"])
     return True
 
 

@@ -21,6 +21,14 @@ half better at one month and free of pain at the latest time point; the
 runner is 60 % better at six months; the ankle patient gets steadily more
 stable, and his six-month questionnaire is open today, not yet answered.
 
+Two stories come with images, synthetic pictures with known geometry
+(:mod:`stride.core.phantoms`) filed and measured as a clinician would
+(:mod:`stride.demo.images`): the neuroma patient's ultrasound of both 3rd
+interspaces before the platelet lysate and six months after (interosseous
+muscle thickness and neuroma diameter), and the runner's weight-bearing DP
+X-rays of the 1st MTP joint before the bone-marrow concentrate and six
+months after (medial and lateral joint-space widths, La Trobe grades).
+
 Dates are set relative to the day the demo is loaded, so follow-up falls due
 as it would in a real clinic. Everything here is fiction.
 """
@@ -83,6 +91,27 @@ class Story:
     #: An index procedure (``is_index``) may carry ``follow_up``: time point -> {"after": days
     #: after the invitation the patient answered, "answers": instrument -> answers}.
     procedures: list[dict[str, Any]] = field(default_factory=list)
+    #: Images (:data:`IMAGE_FIELDS`), written by :mod:`stride.demo.images`.
+    images: list[dict[str, Any]] = field(default_factory=list)
+
+
+#: What a story image says. ``condition``: the story's condition key; ``day``: days from the
+#: story's index treatment; ``phantom``: the synthetic picture (``kind`` ultrasound or xray, a
+#: ``seed``, and the sizes drawn, in mm, given to :mod:`stride.core.phantoms`); ``laterality``,
+#: ``site``, ``view``, ``note``: as on the upload form; ``measurements``: each a catalog ``type``
+#: drawn on the phantom's ``landmark`` (or a graded ``value``), with ``site`` and ``qualifiers``;
+#: ``annotations``: marks placed ``points_mm`` away from a ``landmark`` (x right, y down).
+IMAGE_FIELDS = (
+    "condition",
+    "day",
+    "phantom",
+    "laterality",
+    "site",
+    "view",
+    "note",
+    "measurements",
+    "annotations",
+)
 
 
 StoryAnswers = int | float | list[int | str | None]
@@ -113,6 +142,69 @@ def _born(today: dt.date, age: int, month: int, day: int) -> dt.date:
 
 def _years_ago(today: dt.date, years: int, month: int = 6, day: int = 15) -> dt.date:
     return dt.date(today.year - years, month, day)
+
+
+def _interspace(
+    side: str, *, day: int, seed: int, muscle_mm: float, neuroma_mm: float | None, **extra: Any
+) -> dict[str, Any]:
+    """An ultrasound of the 3rd interspace in short axis: interosseous thickness, and the neuroma if any."""
+    measurements: list[dict[str, Any]] = [
+        {
+            "type": "interosseous-thickness",
+            "landmark": "interosseous-thickness",
+            "site": "interossei-3",
+            "qualifiers": {"weight-bearing": "no"},
+        }
+    ]
+    if neuroma_mm:
+        measurements.append(
+            {
+                "type": "neuroma-diameter",
+                "landmark": "neuroma-diameter",
+                "site": "im-space-3",
+                "qualifiers": {"compression": "without"},
+            }
+        )
+    phantom = {"kind": "ultrasound", "seed": seed, "muscle_mm": muscle_mm, "neuroma_mm": neuroma_mm}
+    return {
+        "condition": "neuroma" if side == "left" else "neuroma-right",
+        "day": day,
+        "laterality": side,
+        "site": "im-space-3",
+        "view": "short-axis",
+        "measurements": measurements,
+        "annotations": [],
+        **extra,
+        "phantom": phantom | extra.get("phantom", {}),
+    }
+
+
+def _mtp_xray(
+    *, day: int, seed: int, medial_mm: float, lateral_mm: float, jsn: int, **extra: Any
+) -> dict[str, Any]:
+    """A weight-bearing DP X-ray of the right 1st MTP joint: both joint-space widths, two La Trobe grades."""
+    return {
+        "condition": "mtp",
+        "day": day,
+        "phantom": {
+            "kind": "xray",
+            "seed": seed,
+            "medial_mm": medial_mm,
+            "lateral_mm": lateral_mm,
+            "osteophyte_mm": 1.2,
+        },
+        "laterality": "right",
+        "site": "mtp-1",
+        "view": "dp",
+        "measurements": [
+            {"type": "mtp1-jsw-medial", "landmark": "mtp1-jsw-medial", "site": "mtp-1"},
+            {"type": "mtp1-jsw-lateral", "landmark": "mtp1-jsw-lateral", "site": "mtp-1"},
+            {"type": "latrobe-osteophyte", "value": 1, "site": "mtp-1", "qualifiers": {"view": "dp"}},
+            {"type": "latrobe-jsn", "value": jsn, "site": "mtp-1", "qualifiers": {"view": "dp"}},
+        ],
+        "annotations": [],
+        **extra,
+    }
 
 
 def stories(today: dt.date) -> list[Story]:
@@ -268,6 +360,47 @@ def stories(today: dt.date) -> list[Story]:
                 },
             },
         ],
+        # Ultrasound of the 3rd interspace before the platelet lysate (the interossei wasted after the
+        # steroid, the neuroma 6 mm across; a short clip) and at six months (the muscle back to about
+        # 4 mm, the neuroma smaller), each time with the right foot for comparison.
+        images=[
+            _interspace(
+                "left",
+                day=0,
+                seed=1001,
+                muscle_mm=2.4,
+                neuroma_mm=6.2,
+                phantom={"frames": 8},
+                note="Before the platelet lysate. Interossei thin since the steroid injection.",
+                annotations=[
+                    {
+                        "kind": "arrow",
+                        "landmark": "neuroma-centre",
+                        "points_mm": [(6.5, -8.0), (2.9, -2.4)],
+                        "text": "Neuroma",
+                    }
+                ],
+            ),
+            _interspace(
+                "right",
+                day=0,
+                seed=1002,
+                muscle_mm=4.3,
+                neuroma_mm=None,
+                note="Right foot for comparison (neuroma excised).",
+            ),
+            _interspace(
+                "left",
+                day=183,
+                seed=1003,
+                muscle_mm=4.0,
+                neuroma_mm=4.1,
+                note="Six months after the platelet lysate.",
+            ),
+            _interspace(
+                "right", day=183, seed=1004, muscle_mm=4.3, neuroma_mm=None, note="Right foot for comparison."
+            ),
+        ],
     )
 
     runner = Story(
@@ -395,6 +528,34 @@ def stories(today: dt.date) -> list[Story]:
                     {"kind": "dextrose", "concentration_pct": "12.5", "volume_ml": "3", "sites_injected": 4}
                 ],
             },
+        ],
+        # Weight-bearing DP X-rays of the right 1st MTP joint before the bone-marrow concentrate and at
+        # six months: the medial joint space wider after.
+        images=[
+            _mtp_xray(
+                day=-9,
+                seed=2001,
+                medial_mm=0.9,
+                lateral_mm=1.8,
+                jsn=2,
+                note="Weight-bearing, before the bone-marrow concentrate.",
+                annotations=[
+                    {
+                        "kind": "text",
+                        "landmark": "mtp1-jsw-medial",
+                        "points_mm": [(5.5, 8.0)],
+                        "text": "Medial space narrowed",
+                    }
+                ],
+            ),
+            _mtp_xray(
+                day=182,
+                seed=2002,
+                medial_mm=1.4,
+                lateral_mm=1.9,
+                jsn=1,
+                note="Weight-bearing, six months after.",
+            ),
         ],
     )
 
