@@ -515,3 +515,44 @@ def test_the_case_report_pdf_carries_the_image_pair(cast) -> None:
     text = "".join(page.extract_text() for page in reader.pages)
     assert "Imaging" in text and "Same scale" in text
     assert sum(len(page.images) for page in reader.pages) >= 2  # the two pictures, embedded
+
+
+def test_files_left_by_a_rolled_back_transaction_are_found_and_pruned(cast) -> None:
+    from django.core.management import call_command
+    from django.db import transaction
+
+    kept = store(cast, pat_ultrasound())
+    services.rendition(kept, size="thumb")
+    wanted = set(stored_files())  # the original and its thumbnail
+    with pytest.raises(RuntimeError), transaction.atomic():  # e.g. a loader's transaction around the upload
+        store(cast, pat_ultrasound(SOPInstanceUID="1.2.826.0.1.3680043.8.498.20009"))
+        raise RuntimeError("a later step failed")
+    assert Image.objects.count() == 1 and len(stored_files()) == 3
+    out = io.StringIO()
+    call_command("images", "prune", "--older-than", "0", stdout=out)
+    assert "Found 1 unreferenced file." in out.getvalue()
+    assert len(stored_files()) == 3
+    call_command("images", "prune", "--older-than", "0", "--delete", stdout=io.StringIO())
+    assert set(stored_files()) == wanted
+    store(cast, pat_ultrasound(SOPInstanceUID="1.2.826.0.1.3680043.8.498.20010"))
+    Image.objects.filter(pk__gt=kept.pk).delete()  # its file remains, but it is new
+    out = io.StringIO()
+    call_command("images", "prune", "--older-than", "60", "--delete", stdout=out)
+    assert "Deleted 0 unreferenced files." in out.getvalue()  # a fresh file is never touched
+
+
+def test_a_measurement_refuses_the_image_site_when_its_type_is_measured_elsewhere(cast) -> None:
+    from stride.care.models import Site
+    from stride.core.errors import Invalid
+
+    image = store(cast, pat_ultrasound(), site=Site.objects.get(code="mtp-1"))
+    with pytest.raises(Invalid, match="is not measured at the"):
+        services.add_measurement(
+            image, {"type": "neuroma-diameter", "tool": "line", "points": [[1, 1], [9, 9]]}, user=cast.alice
+        )
+    measured = services.add_measurement(
+        image,
+        {"type": "neuroma-diameter", "tool": "line", "points": [[1, 1], [9, 9]], "site": "im-space-3"},
+        user=cast.alice,
+    )
+    assert measured.site.code == "im-space-3"

@@ -150,14 +150,17 @@ def score_chart(
 
 
 def _ticks(low: float, high: float) -> list[float]:
+    """At most seven round values from ``low`` to ``high``: steps of 1, 2, 2.5 or 5 times a power of ten."""
     span = high - low
-    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000) if span / s <= 6)
-    first = low if low % step == 0 else low + (step - low % step)
-    ticks, value = [], first
-    while value <= high:
-        ticks.append(value)
-        value += step
-    return ticks
+    if span <= 0:
+        return [low]
+    power = 10.0 ** math.floor(math.log10(span / 6))
+    if span >= 1:
+        power = max(power, 1.0)  # whole numbers on any axis that spans one or more
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if span / (m * power) <= 6)
+    first = math.ceil(low / step - 1e-9) * step
+    count = math.floor((high - first) / step + 1e-9) + 1
+    return [round(first + n * step, 10) for n in range(count)]
 
 
 def _date_ticks(start: dt.date, end: dt.date) -> list[tuple[dt.date, str]]:

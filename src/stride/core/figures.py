@@ -23,7 +23,7 @@ PANEL_HEIGHT = 520
 GAP = 28
 HEAD = 52
 MARK = "#FFB000"  # the measurement colour (amber), legible over grey images
-NOTE_COLOUR = PALETTE[4]  # the annotation colour (sky blue)
+NOTE_COLOUR = PALETTE[5]  # the annotation colour (sky blue)
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class Panel:
     href: str  # the picture: a URL, or a data URI
     shapes: tuple[Shape, ...] = ()
     legend: tuple[str, ...] = ()  # "1 Interosseous muscle thickness 2.1 mm"
+    subtitle: str = ""  # "Ultrasound, left, 3rd intermetatarsal space"
     masks: tuple[tuple[int, int, int, int], ...] = field(default_factory=tuple)
 
 
@@ -148,11 +149,18 @@ def _shape_svg(shape: Shape, sx: float, sy: float) -> str:
     if shape.label and pts:
         x, y = pts[0]
         size = 15 if shape.tool == "text" else 13
-        out.append(
-            f'<text x="{x + 5:.1f}" y="{y - 5:.1f}" font-size="{size}" font-weight="bold" fill="{colour}" '
-            f'stroke="#000" stroke-width="3" paint-order="stroke">{escape(shape.label)}</text>'
-        )
+        where = f'x="{x + 5:.1f}" y="{y - 5:.1f}" font-size="{size}" font-weight="bold"'
+        label = escape(shape.label)
+        # A dark outline drawn first, then the letters over it (CairoSVG ignores paint-order).
+        out.append(f'<text {where} fill="#000" stroke="#000" stroke-width="3">{label}</text>')
+        out.append(f'<text {where} fill="{colour}">{label}</text>')
     return "".join(out)
+
+
+def _fit(text: str, width: float, size: float) -> str:
+    """``text`` cut with an ellipsis to about ``width`` pixels at ``size`` (DejaVu Sans averages 0.55 em)."""
+    room = max(int(width / (size * 0.55)), 4)
+    return text if len(text) <= room else text[: room - 1].rstrip() + "…"
 
 
 def pair_svg(
@@ -176,17 +184,27 @@ def pair_svg(
     for spot in plan.placed:
         panel, x, y = spot.panel, spot.x, spot.y + top
         sx, sy = spot.width / panel.width, spot.height / panel.height
-        parts.append(f'<g transform="translate({x:.1f},{y:.1f})">')
+        clip = f"panel-{len(parts)}"
+        room = max(spot.width, 220)
         parts.append(
-            f'<text x="0" y="-30" font-size="15" font-weight="bold" fill="#222">{escape(panel.title)}</text>'
+            f'<defs><clipPath id="{clip}"><rect width="{spot.width:.1f}" height="{spot.height:.1f}"/>'
+            f"</clipPath></defs>"
         )
+        parts.append(f'<g transform="translate({x:.1f},{y:.1f})">')
+        title = escape(_fit(panel.title, room, 15))
+        parts.append(f'<text x="0" y="-30" font-size="15" font-weight="bold" fill="#222">{title}</text>')
+        if panel.subtitle:
+            subtitle = escape(_fit(panel.subtitle, room, 12))
+            parts.append(f'<text x="0" y="-12" font-size="12" fill="#444">{subtitle}</text>')
         parts.append(
             f'<image x="0" y="0" width="{spot.width:.1f}" height="{spot.height:.1f}" '
             'preserveAspectRatio="none" '
             f'href="{escape(panel.href)}" xlink:href="{escape(panel.href)}"/>'
         )
         parts.append(f'<rect width="{spot.width:.1f}" height="{spot.height:.1f}" fill="none" stroke="#444"/>')
+        parts.append(f'<g clip-path="url(#{clip})">')
         parts.extend(_shape_svg(shape, sx, sy) for shape in panel.shapes)
+        parts.append("</g>")
         below = spot.height + 22
         if panel.spacing and plan.pixels_per_mm:
             mm_wide = panel.width * panel.spacing[1]
@@ -205,7 +223,7 @@ def pair_svg(
         for row, line in enumerate(panel.legend):
             parts.append(
                 f'<text x="0" y="{below + 18 * (row + 1):.1f}" font-size="13" fill="#222">'
-                f"{escape(line)}</text>"
+                f"{escape(_fit(line, room, 13))}</text>"
             )
         parts.append("</g>")
     scale = (

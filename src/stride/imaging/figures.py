@@ -41,8 +41,8 @@ def panels(images: Sequence[Image], *, identified: bool, embed: bool) -> list[fi
         for number, m in enumerate(measured, start=1):
             if m.points:
                 shapes.append(figures.Shape(m.tool, tuple(tuple(p) for p in m.points), str(number)))
-            where = f" ({m.site.name})" if m.site_id and m.site else ""
-            legend.append(f"{number}  {m.type_name}{where}: {m.value_text}")
+            where = f" ({m.site.name})" if m.site_id and m.site_id != image.site_id else ""
+            legend.append(f"{number}  {m.value_text} · {m.type_name}{where}")
         for a in image.annotations.all():
             if a.frame == image.frame:
                 shapes.append(figures.Shape(a.kind, tuple(tuple(p) for p in a.points), a.text, "annotation"))
@@ -50,11 +50,18 @@ def panels(images: Sequence[Image], *, identified: bool, embed: bool) -> list[fi
             href = figures.data_uri(services.rendition(image, size="web"))
         else:
             href = reverse("image-render", args=[image.pk]) + "?size=web"
-        side = image.get_laterality_display().lower()
-        title = f"{label} · {_when(image, identified)} · {image.get_modality_display()}, {side}"
+        title = f"{label} · {_when(image, identified)}"
+        where = ", ".join(
+            part
+            for part in (image.get_laterality_display().lower(), image.site.name if image.site_id else "")
+            if part
+        )
+        view = f" {image.get_view_display().lower()}" if image.view else ""
+        subtitle = f"{image.get_modality_display()}{view}, {where}"
         made.append(
             figures.Panel(
                 title=title,
+                subtitle=subtitle,
                 width=image.width,
                 height=image.height,
                 spacing=(image.spacing_row_mm, image.spacing_col_mm) if image.calibrated else None,  # type: ignore[arg-type]

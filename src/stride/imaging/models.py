@@ -217,6 +217,7 @@ class Measurement(models.Model):
             "qualifiers": self.qualifiers,
             "site": self.site.code if self.site_id else "",
             "note": self.note,
+            "by": str(self.measured_by) if self.measured_by_id else "",
         }
 
 

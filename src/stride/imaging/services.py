@@ -1,8 +1,10 @@
 """Imaging work: storing an upload, deriving renditions, calibrating, measuring, de-identifying.
 
 Every write is whole or nothing: an upload that fails a check leaves no row and
-no file behind (a file already written to the storage is deleted again when the
-transaction does not commit).
+no file behind (a file already written to the storage is deleted again when
+saving its row fails). Only when a caller's own, enclosing transaction rolls
+back after a successful :func:`store` can a file outlive its row; ``stride
+images prune`` finds and removes such files (see :func:`unreferenced_files`).
 """
 
 from __future__ import annotations
@@ -242,6 +244,40 @@ def forget_renditions(image: Image) -> None:
         storage.delete(f"{folder}/{name}")
 
 
+def unreferenced_files(before: dt.datetime) -> list[str]:
+    """Files written before ``before`` that no image refers to: orphaned originals and renditions."""
+    storage = image_storage()
+    known = set(Image.objects.values_list("original", flat=True))
+    ids = {str(pk) for pk in Image.objects.values_list("pk", flat=True)}
+    found = []
+
+    def listing(folder: str) -> tuple[list[str], list[str]]:
+        try:
+            return storage.listdir(folder)
+        except (FileNotFoundError, NotImplementedError):
+            return [], []
+
+    def old(name: str) -> bool:
+        try:
+            return storage.get_modified_time(name) < before
+        except (FileNotFoundError, NotImplementedError):
+            return False
+
+    for clinic in listing("originals")[0]:
+        for name in listing(f"originals/{clinic}")[1]:
+            path = f"originals/{clinic}/{name}"
+            if path not in known and old(path):
+                found.append(path)
+    for image_id in listing("derived")[0]:
+        if image_id not in ids:
+            found.extend(
+                path
+                for name in listing(f"derived/{image_id}")[1]
+                if old(path := f"derived/{image_id}/{name}")
+            )
+    return sorted(found)
+
+
 def delete_image(image: Image) -> None:
     name = image.original.name
     pk = image.pk
@@ -318,6 +354,12 @@ def add_measurement(image: Image, data: dict[str, Any], *, user: Any) -> Measure
             raise Invalid(f"Unknown site {data['site']!r}.", "site")
         if kind.sites and site.code not in kind.sites:
             raise Invalid(f"{kind.name} is not measured at the {site.name.lower()}.", "site")
+    elif image.site_id and kind.sites and image.site.code not in kind.sites:
+        raise Invalid(
+            f"{kind.name} is not measured at the {image.site.name.lower()}, where this image is filed; "
+            "choose the site it was measured at.",
+            "site",
+        )
     note = str(data.get("note") or "")[:200]
     if kind.unit == "grade":
         grade = core_measure.check_grade(kind, data.get("value"))

@@ -173,7 +173,7 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
     image = _image_for(request, pk)
     patient = image.patient
     record(AuditEntry.Action.VIEW, image)
-    measurements = list(image.measurements.select_related("site"))
+    measurements = list(image.measurements.select_related("site", "measured_by"))
     annotations = list(image.annotations.all())
     can_measure = access.can(request.user, Action.MEASURE_IMAGE, patient.clinic_id)
     others = list(
