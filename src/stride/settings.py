@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "stride.care",
     "stride.outcomes",
     "stride.imaging",
+    "stride.interop",
+    "stride.api",
     "stride.analytics",
     "stride.audit",
     "stride.demo",

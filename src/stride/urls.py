@@ -18,6 +18,8 @@ urlpatterns = [
     path("", include("stride.care.urls")),
     path("", include("stride.outcomes.urls")),
     path("", include("stride.imaging.urls")),
+    path("", include("stride.interop.urls")),
+    path("api/", include("stride.api.urls")),
     path("", include("stride.analytics.urls")),
     *patient_urlpatterns,
     path("feeds/calendar/<str:token>", calendar_feed, name="calendar-feed"),
