@@ -29,7 +29,7 @@ from stride.tokens import new_key
 
 def original_path(image: Image, filename: str = "") -> str:
     """``originals/<clinic id>/<random>.<ext>``: no name, record number or date in the path."""
-    extension = {"dicom": "dcm", "png": "png", "jpeg": "jpg"}.get(image.format, "bin")
+    extension = {"dicom": "dcm", "png": "png", "jpeg": "jpg"}[image.format]
     return f"originals/{image.patient.clinic_id}/{new_key()}.{extension}"
 
 

@@ -29,6 +29,12 @@ from stride.imaging.models import Annotation, Image, Measurement, original_path
 from stride.imaging.storage import image_storage
 from stride.patients.models import Patient
 
+#: Each stored format's file extension and media type.
+FILE_TYPES = {
+    "dicom": ("dcm", "application/dicom"),
+    "png": ("png", "image/png"),
+    "jpeg": ("jpg", "image/jpeg"),
+}
 #: The longest side of each named rendition size, in pixels (``full``: the original's size).
 SIZES = {"thumb": 240, "web": 1400, "full": None}
 
@@ -462,9 +468,5 @@ def deidentified(image: Image, *, pseudonym: str, origin: dt.date | None = None)
     data = core_imaging.deidentify(
         original_bytes(image), masks=image.mask_boxes, pseudonym=pseudonym, day_offset=offset
     )
-    extension, content_type = {
-        "dicom": ("dcm", "application/dicom"),
-        "png": ("png", "image/png"),
-        "jpeg": ("jpg", "image/jpeg"),
-    }[image.format]
+    extension, content_type = FILE_TYPES[image.format]
     return data, f"{pseudonym or 'image'}-{image.pk}.{extension}", content_type

@@ -262,20 +262,23 @@ def image_render(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
+def _attachment(data: bytes, content_type: str, name: str) -> HttpResponse:
+    """A download that no cache keeps."""
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 @login_required
 @require_GET
 def image_original(request: HttpRequest, pk: int) -> HttpResponse:
     """The file exactly as uploaded, identifiers and all: only for those who may see the patient."""
     image = _image_for(request, pk)
     record(AuditEntry.Action.EXPORT, image, detail={"what": "original", "bytes": image.size_bytes})
-    extension = {"dicom": "dcm", "png": "png", "jpeg": "jpg"}[image.format]
-    content_type = {"dicom": "application/dicom", "png": "image/png", "jpeg": "image/jpeg"}[image.format]
-    response = HttpResponse(services.original_bytes(image), content_type=content_type)
-    response["Content-Disposition"] = (
-        f'attachment; filename="{image.patient.record_number}-image-{image.pk}.{extension}"'
-    )
-    response["Cache-Control"] = "private, no-store"
-    return response
+    extension, content_type = services.FILE_TYPES[image.format]
+    name = f"{image.patient.record_number}-image-{image.pk}.{extension}"
+    return _attachment(services.original_bytes(image), content_type, name)
 
 
 @login_required
@@ -287,10 +290,7 @@ def image_deidentified(request: HttpRequest, pk: int) -> HttpResponse:
         image, pseudonym=services.pseudonym(image.patient), origin=first_index_date(image.patient)
     )
     record(AuditEntry.Action.EXPORT, image, detail={"what": "de-identified"})
-    response = HttpResponse(data, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return _attachment(data, content_type, name)
 
 
 # --------------------------------------------------------------------------- the viewer's writes (JSON)
@@ -429,19 +429,12 @@ def compare_figure(request: HttpRequest, pk: int) -> HttpResponse:
     identified = request.GET.get("identified") == "1"
     svg = figures.pair_svg([before, after], identified=identified)
     record(AuditEntry.Action.EXPORT, before, detail={"what": "before/after figure", "after": after.pk})
+    name = f"before-after-{before.pk}-{after.pk}"
     if request.GET.get("format") == "png":
         from stride.core.charts import ChartError, to_png
 
         try:
-            response = HttpResponse(to_png(svg), content_type="image/png")
+            return _attachment(to_png(svg), "image/png", f"{name}.png")
         except ChartError as exc:
             return HttpResponse(str(exc), status=503, content_type="text/plain; charset=utf-8")
-        extension = "png"
-    else:
-        response = HttpResponse(svg, content_type="image/svg+xml")
-        extension = "svg"
-    response["Content-Disposition"] = (
-        f'attachment; filename="before-after-{before.pk}-{after.pk}.{extension}"'
-    )
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return _attachment(svg.encode(), "image/svg+xml", f"{name}.svg")
