@@ -1,2 +1,7 @@
+from django.urls import path
 
-urlpatterns: list = []
+from stride.interop import views
+
+urlpatterns = [
+    path("exports/research/", views.research_export, name="research-export"),
+]
