@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "ninja",  # its bundled Swagger UI files, served by WhiteNoise for /api/docs
     "stride",
     "stride.clinics",
     "stride.patients",

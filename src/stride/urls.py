@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("stride.imaging.urls")),
     path("", include("stride.interop.urls")),
     path("api/", include("stride.api.urls")),
+    path("account/", include("stride.api.account_urls")),
     path("", include("stride.analytics.urls")),
     *patient_urlpatterns,
     path("feeds/calendar/<str:token>", calendar_feed, name="calendar-feed"),
