@@ -15,6 +15,8 @@ import datetime as dt
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
@@ -94,6 +96,20 @@ class Records:
             source=QuestionnaireResponse.Source.PAPER,
             submit=True,
         ).response
+
+
+@pytest.fixture(autouse=True)
+def _connection_stays_open() -> object:
+    """The requests reach Django's WSGI handler directly. Like Django's own test client, keep the test's
+    database connection open across them: closing it at the end of a request ends the test's
+    transaction on PostgreSQL (SQLite's in-memory database ignores the close)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
