@@ -391,6 +391,10 @@ def test_the_command_writes_the_files_or_one_bundle_and_fails_when_there_is_noth
         stderr=StringIO(),
     )
     assert "Research export" in research.getvalue() and any((tmp_path / "research").iterdir())
+    from stride.audit.models import AuditEntry
+
+    audited = AuditEntry.objects.get(action="export", model="interop.researchexport", channel="cli")
+    assert audited.detail["export"] == "research" and "k" * 32 not in str(audited.detail)
 
     Consent.objects.update(withdrawn_on=dt.date(2025, 6, 1))
     with pytest.raises(CommandError, match="No patients to export"):

@@ -13,6 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from stride.audit.context import acting_as, cli_actor
+from stride.audit.log import record
+from stride.audit.models import AuditEntry
 from stride.clinics.models import Clinic
 from stride.core.errors import Invalid, StrideError
 from stride.patients.models import Patient
@@ -223,6 +225,19 @@ class Command(BaseCommand):
                 raise CommandError(str(getattr(error, "message", error)), returncode=BAD_INPUT) from None
             except OSError as error:
                 raise CommandError(f"Cannot write to {options['out']}: {error.strerror or error}.") from None
+        record(
+            AuditEntry.Action.EXPORT,
+            model="interop.researchexport",
+            detail={
+                "export": "research",
+                "format": summary.fmt,
+                "dates": summary.dates,
+                "clinics": sorted(clinic_ids) if clinic_ids is not None else "all",
+                "minimum": summary.minimum,
+                "key": summary.key_fingerprint,
+                "counts": summary.tables,
+            },
+        )
         for line in summary.lines():
             self.stdout.write(line)
         if getattr(summary, "patients", None) == 0:
