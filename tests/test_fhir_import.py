@@ -29,6 +29,7 @@ from stride.interop.fhir_import import import_paths
 from stride.interop.models import ExternalResource
 from stride.outcomes.models import QuestionnaireResponse, Score
 from stride.patients.models import Patient
+from tests.test_fhir_plans import SCHEMA, schema_errors
 
 SYNTHEA = Path(__file__).resolve().parent / "data" / "synthea"
 BULK = SYNTHEA / "bulk-10-patients"
@@ -113,6 +114,21 @@ def test_export_import_into_an_empty_registry_and_export_again_gives_the_same_fi
     load_demo(DEMO_PASSWORD_DEFAULT, synth_patients=12, synth_seed=5)
     first = write_bulk(tmp_path / "first", clinic_ids=None)
     assert first["CarePlan"] >= 1 and first["Observation"] > first["Patient"]
+    if SCHEMA.exists():  # the demo's variety (plans, images, every instrument) against the R4 schema
+        seen = set()
+        for path in (tmp_path / "first").glob("*.ndjson"):
+            for line in path.read_text().splitlines():
+                resource = json.loads(line)
+                codes = resource.get("code", {}).get("coding", [{}])
+                kind = (
+                    path.name,
+                    resource.get("questionnaire"),
+                    codes[-1].get("code"),
+                    resource.get("status"),
+                )
+                if kind not in seen:  # one of each kind: the schema is slow to apply
+                    seen.add(kind)
+                    assert schema_errors(resource) == [], (path.name, resource["id"])
     _wipe()
 
     report = import_paths([tmp_path / "first"])
