@@ -88,3 +88,30 @@ def test_a_search_is_audited_without_its_text(client, cast) -> None:
     client.get(reverse("patient-list"), {"q": "Lee"})
     entry = AuditEntry.objects.get(action="search")
     assert entry.detail == {"results": 1}
+
+
+def test_batched_entries_are_the_same_written_together_and_discarded_work_leaves_none(db) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from stride.audit.context import Actor, acting_as
+    from stride.audit.log import batched, record
+
+    with acting_as(Actor(channel="cli", label="cli:ops")), batched() as pending:
+        record(AuditEntry.Action.EXPORT, model="m", object_id="1", patient_id=7)
+        mark = pending.mark()
+        record(AuditEntry.Action.EXPORT, model="m", object_id="2", patient_id=8)
+        pending.discard(mark)  # that work was rolled back
+        record(AuditEntry.Action.EXPORT, model="m", object_id="3", patient_id=9)
+        assert not AuditEntry.objects.exists()  # nothing written yet
+        with CaptureQueriesContext(connection) as queries:
+            pending.flush()
+        assert len(queries) == 1
+        record(AuditEntry.Action.EXPORT, model="m", object_id="4")  # written when the block ends
+    rows = list(
+        AuditEntry.objects.order_by("pk").values_list("object_id", "patient_id", "username", "channel")
+    )
+    assert rows == [("1", 7, "cli:ops", "cli"), ("3", 9, "cli:ops", "cli"), ("4", None, "cli:ops", "cli")]
+    assert all(entry.at is not None for entry in AuditEntry.objects.all())
+    record(AuditEntry.Action.EXPORT, model="m", object_id="5")  # outside: written at once
+    assert AuditEntry.objects.count() == 4

@@ -20,6 +20,7 @@ from django.apps import apps
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from stride.audit.log import patient_and_clinic
 from stride.audit.models import AuditEntry
 from stride.care.models import Condition, Procedure
 from stride.clinics.models import Clinic
@@ -164,6 +165,35 @@ def test_a_registrys_own_export_read_back_into_it_is_linked_not_doubled(cast: An
     assert report.counts["Patient"]["linked"] == 2 and report.counts["Condition"]["linked"] == 2
     assert _rows()["patients.Patient"] == before["patients.Patient"]
     assert _rows()["care.Procedure"] == before["care.Procedure"]
+
+
+@pytest.mark.django_db
+def test_every_record_an_import_writes_is_audited_and_a_rejected_resource_leaves_no_entry(
+    cast: Any, tmp_path: Path
+) -> None:
+    write_bulk(tmp_path, clinic_ids=None)
+    first, second = (tmp_path / "Procedure.ndjson").read_text().splitlines()
+    # The procedure is written first, then its injectate, which its model refuses: all of it goes.
+    broken = first.replace('"unit":"mL","value":2.0}', '"unit":"mL","value":123456.0}')
+    assert broken != first
+    (tmp_path / "Procedure.ndjson").write_text(f"{broken}\n{second}\n")
+    _wipe()
+    AuditEntry.objects.all().delete()
+
+    report = import_paths([tmp_path])
+    (rejected,) = report.rejected
+    assert rejected.resource_type == "Procedure" and "volume" in rejected.reason
+    created = AuditEntry.objects.filter(action="create")
+    assert Procedure.objects.count() == created.filter(model="care.Procedure").count() == 1
+    assert created.filter(model="care.Injectate").count() == 1
+    # One entry per record written, each naming a record that is there, with its patient.
+    assert created.filter(model="patients.Patient").count() == Patient.objects.count() == 2
+    assert created.filter(model="care.Condition").count() == Condition.objects.count() == 2
+    for entry in created:
+        model = apps.get_model(entry.model)
+        record = model.objects.get(pk=entry.object_id)
+        assert (entry.patient_id, entry.clinic_id) == patient_and_clinic(record)
+    assert {e.patient_id for e in created} - {None} == set(Patient.objects.values_list("pk", flat=True))
 
 
 # --------------------------------------------------------------------------- Synthea

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import models
@@ -45,7 +48,7 @@ def record(
         model = instance._meta.label
         object_id = str(instance.pk)
         patient_id, clinic_id = patient_and_clinic(instance)
-    return AuditEntry.objects.create(
+    entry = AuditEntry(
         user=user if authenticated else None,
         username=user.get_username() if authenticated else actor.label,
         action=action,
@@ -57,3 +60,56 @@ def record(
         channel=actor.channel,
         detail=detail or {},
     )
+    pending = _pending.get()
+    if pending is None:
+        entry.save()
+    else:
+        pending.add(entry)
+    return entry
+
+
+class Pending:
+    """Audit entries written together, for a bulk operation: see :func:`batched`."""
+
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    def add(self, entry: AuditEntry) -> None:
+        self.entries.append(entry)
+
+    def mark(self) -> int:
+        """Where the entries of the next piece of work begin (see :meth:`discard`)."""
+        return len(self.entries)
+
+    def discard(self, mark: int) -> None:
+        """Forget the entries since ``mark``: their work was rolled back (a savepoint), so they never
+        happened."""
+        del self.entries[mark:]
+
+    def flush(self) -> None:
+        if self.entries:
+            AuditEntry.objects.bulk_create(self.entries)
+            self.entries = []
+
+
+_pending: ContextVar[Pending | None] = ContextVar("stride_audit_pending", default=None)
+
+
+@contextmanager
+def batched() -> Iterator[Pending]:
+    """Within this block, audit entries are kept and written together with one query.
+
+    For bulk operations that write many audited records inside a transaction (an import): the
+    entries are the same as one by one (actor, record, patient, fields), only written together.
+    The caller flushes at points where no savepoint is open (a flush inside a savepoint that is
+    then rolled back would lose the earlier work's entries too) and before each commit, and
+    discards the entries of work it rolled back. What is still pending at the end of the block is
+    written; on an error it is dropped, with the transaction it belongs to.
+    """
+    pending = Pending()
+    token = _pending.set(pending)
+    try:
+        yield pending
+        pending.flush()
+    finally:
+        _pending.reset(token)

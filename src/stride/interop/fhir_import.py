@@ -55,6 +55,7 @@ from django.core.validators import EmailValidator
 from django.db import DatabaseError, models, transaction
 from django.utils.text import slugify
 
+from stride.audit import log as audit_log
 from stride.audit.log import record
 from stride.audit.models import AuditEntry
 from stride.care.models import (
@@ -450,6 +451,9 @@ class _Importer:
         self._known: dict[tuple[str, str], ExternalResource | None] = {}
         self._fresh: set[int] = set()  # patients this run created
         self._follow_ups: dict[tuple[int, dt.date], dict[str, Any]] = {}
+        self._scores: dict[int, dict[str, Score]] = {}  # the scores of the responses this run saved
+        self._staged_scores: tuple[int, dict[str, Score]] | None = None
+        self.audit = audit_log.Pending()  # replaced by run's, which writes them
         self._types: dict[type[models.Model], ContentType] = {}
         cat = core_catalog.catalog()
         self.catalog = cat
@@ -573,6 +577,9 @@ class _Importer:
             if response is None:
                 return None, why
             pk = response.pk
+        saved = self._scores.get(pk)
+        if saved is not None:  # scored in this run: its scores are at hand
+            return saved.get(scale), None
         score = Score.objects.select_related("response").filter(response_id=pk, scale=scale).first()
         if score is None and not QuestionnaireResponse.objects.filter(pk=pk).exists():
             return (
@@ -580,6 +587,12 @@ class _Importer:
                 f"{found[0]}/{found[1]} was imported but its record has been deleted" if found else "gone",
             )
         return score, None
+
+    def _remember_scores(self, saved: Any) -> None:
+        """Keep the scores a response was given, for its Observations; kept once the resource is in
+        (see :meth:`handle`), as a rejection rolls them back."""
+        if saved.scores:
+            self._staged_scores = (saved.response.pk, {score.scale: score for score in saved.scores})
 
     def patient_of(self, resource: dict[str, Any], element: str = "subject") -> Patient:
         patient, why = self.lookup(resource.get(element), Patient, "Patient")
@@ -1193,6 +1206,7 @@ class _Importer:
         except Invalid as error:
             raise Reject(error.message) from None
         response = saved.response
+        self._remember_scores(saved)
         if saved.outcome == "already-completed" and existing is None:
             return _Done("linked", response, patient.pk, rest)
         update: dict[str, Any] = {}
@@ -1493,14 +1507,20 @@ class _Importer:
             return
         self._known.pop((resource_type, fhir_id), None)  # read again after this, whatever happens
         handler = getattr(self, _HANDLERS[resource_type])
+        mark = self.audit.mark()
+        self._staged_scores = None
         try:
-            with transaction.atomic():
-                if resource_type == "Organization":
-                    done = handler(resource, er)
-                else:
-                    done = handler(resource, er, fhir_id)
-                if done.remember:
-                    self._map(er, resource_type, fhir_id, digest, done)
+            try:
+                with transaction.atomic():
+                    if resource_type == "Organization":
+                        done = handler(resource, er)
+                    else:
+                        done = handler(resource, er, fhir_id)
+                    if done.remember:
+                        self._map(er, resource_type, fhir_id, digest, done)
+            except BaseException:
+                self.audit.discard(mark)  # rolled back with the savepoint: never happened
+                raise
         except Keep as keep:
             self._keep(entry, er, resource_type, fhir_id, digest, keep)
             return
@@ -1520,6 +1540,10 @@ class _Importer:
             self.report.reject(Rejected(entry.where, resource_type, fhir_id, reason))
             return
         self._remember((resource_type, fhir_id), done.record)
+        if self._staged_scores is not None:
+            if len(self._scores) > 50_000:
+                self._scores.clear()
+            self._scores[self._staged_scores[0]] = self._staged_scores[1]
         if resource_type == "Patient" and done.outcome == "created":
             self._fresh.add(done.record.pk)
         self.report.count(resource_type, done.outcome)
@@ -1629,7 +1653,7 @@ class _Importer:
                 self.report.skipped[source.resource_type or "(unknown)"] += source.lines or 1
                 if self.progress is not None:
                     self.progress(source.resource_type or "(unknown)", source.lines or 1)
-        with _batches() as tick:
+        with audit_log.batched() as self.audit, _batches(before_commit=self.audit.flush) as tick:
             run: list[tuple[fhir_files.Entry, dict[str, tuple[str, str]]]] = []
             for item in self.entries(sources):
                 run.append(item)
@@ -1681,8 +1705,9 @@ _HANDLERS = {
 
 
 @contextmanager
-def _batches() -> Iterator[Callable[[], None]]:
-    """A transaction committed every BATCH resources (each resource is a savepoint within it)."""
+def _batches(before_commit: Callable[[], None]) -> Iterator[Callable[[], None]]:
+    """A transaction committed every BATCH resources (each resource is a savepoint within it);
+    ``before_commit`` runs just before each commit (between resources: no savepoint is open)."""
     state = {"atomic": transaction.atomic(), "n": 0}
     state["atomic"].__enter__()
 
@@ -1690,6 +1715,7 @@ def _batches() -> Iterator[Callable[[], None]]:
         state["n"] += 1
         if state["n"] % BATCH == 0:
             gc.collect()  # records and models hold cycles: free them as the run goes, not at its end
+            before_commit()
             state["atomic"].__exit__(None, None, None)
             state["atomic"] = transaction.atomic()
             state["atomic"].__enter__()
@@ -1699,6 +1725,7 @@ def _batches() -> Iterator[Callable[[], None]]:
     except BaseException as error:
         state["atomic"].__exit__(type(error), error, error.__traceback__)
         raise
+    before_commit()
     state["atomic"].__exit__(None, None, None)
 
 

@@ -113,6 +113,8 @@ class Saved:
     response: QuestionnaireResponse
     #: "saved" (in progress), "completed", or "already-completed" (a repeat: nothing changed)
     outcome: str
+    #: the scores computed when the answers were completed now (none otherwise)
+    scores: tuple[Score, ...] = ()
 
 
 def save_answers(
@@ -190,7 +192,7 @@ def save_answers(
         response.submitted_at = timezone.now()
         response.save()
         result = scoring.score(definition, list(answers))
-        Score.objects.bulk_create(
+        scores = Score.objects.bulk_create(
             Score(
                 response=response,
                 instrument=instrument,
@@ -207,7 +209,7 @@ def save_answers(
         )
         if follow_up is not None and "late" not in window_flags:
             _complete_if_done(follow_up)
-    return Saved(response, "completed")
+    return Saved(response, "completed", tuple(scores))
 
 
 def _complete_if_done(follow_up: FollowUp) -> None:
