@@ -419,6 +419,29 @@ def test_a_resource_whose_patient_is_missing_is_rejected_and_a_changed_one_updat
 
 
 @pytest.mark.django_db
+def test_a_resource_given_twice_in_one_file_is_created_then_updated_and_kept_track_of_once(
+    tmp_path: Path,
+) -> None:
+    renamed = _patient(name=[{"family": "Okafor-Ade", "given": ["Ada"]}])
+    orphan = _condition(
+        [{"system": fhir_map.ICD10CM, "code": "M20.21"}], subject={"reference": "Patient/nobody"}
+    )
+    path = _ndjson(tmp_path / "twice.ndjson", _patient(), renamed, _patient(id="ehr-pat-2", identifier=[]))
+    report = import_paths([path, _ndjson(tmp_path / "c.ndjson", orphan)])
+    assert report.counts["Patient"] == {"created": 2, "updated": 1}
+    assert report.counts["Condition"] == {"rejected": 1}
+    assert Patient.objects.get(family_name__startswith="Okafor-").given_name == "Ada"
+    rows = ExternalResource.objects.order_by("fhir_id")
+    assert [(er.resource_type, er.fhir_id) for er in rows] == [
+        ("Patient", "ehr-pat-1"),
+        ("Patient", "ehr-pat-2"),
+    ]
+    again = import_paths([path])  # back and forth again: the same two records, tracked once each
+    assert again.counts["Patient"] == {"updated": 2, "unchanged": 1}
+    assert ExternalResource.objects.count() == Patient.objects.count() == 2
+
+
+@pytest.mark.django_db
 def test_gzipped_ndjson_is_read_as_it_is(tmp_path: Path) -> None:
     import gzip
 

@@ -454,6 +454,7 @@ class _Importer:
         self._scores: dict[int, dict[str, Score]] = {}  # the scores of the responses this run saved
         self._staged_scores: tuple[int, dict[str, Score]] | None = None
         self.audit = audit_log.Pending()  # replaced by run's, which writes them
+        self._new_externals: dict[tuple[str, str], ExternalResource] = {}
         self._types: dict[type[models.Model], ContentType] = {}
         cat = core_catalog.catalog()
         self.catalog = cat
@@ -1202,6 +1203,9 @@ class _Importer:
                 source=source,
                 submit=submit,
                 collected_on=collected,
+                # As the Stride that wrote the file recorded them (its window, its wording).
+                recorded_flags=flags if stride_shaped else None,
+                context=context if stride_shaped else None,
             )
         except Invalid as error:
             raise Reject(error.message) from None
@@ -1209,11 +1213,6 @@ class _Importer:
         self._remember_scores(saved)
         if saved.outcome == "already-completed" and existing is None:
             return _Done("linked", response, patient.pk, rest)
-        update: dict[str, Any] = {}
-        if stride_shaped:
-            update = {"flags": flags, "context": context}
-        if _apply(response, update):
-            response.save(update_fields=list(update))
         outcome = "created" if existing is None else "updated"
         return _Done(outcome, response, patient.pk, rest)
 
@@ -1328,13 +1327,13 @@ class _Importer:
                 source=QuestionnaireResponse.Source.PAPER,
                 submit=True,
                 collected_on=collected,
+                recorded_flags=["imported"],
+                context="",
             )
         except Invalid as error:
             raise Reject(error.message) from None
-        response = saved.response
-        response.flags, response.context = ["imported"], ""
-        response.save(update_fields=["flags", "context"])
-        return _Done("created", response.scores.get(scale=scale), patient.pk, rest)
+        score = next(s for s in saved.scores if s.scale == scale)
+        return _Done("created", score, patient.pk, rest)
 
     def _measurement(
         self, r: dict[str, Any], er: ExternalResource | None, fhir_id: str, patient: Patient, code: str
@@ -1509,6 +1508,8 @@ class _Importer:
         handler = getattr(self, _HANDLERS[resource_type])
         mark = self.audit.mark()
         self._staged_scores = None
+        key = (resource_type, fhir_id)
+        staged = self._new_externals.get(key)
         try:
             try:
                 with transaction.atomic():
@@ -1520,6 +1521,8 @@ class _Importer:
                         self._map(er, resource_type, fhir_id, digest, done)
             except BaseException:
                 self.audit.discard(mark)  # rolled back with the savepoint: never happened
+                if staged is None:
+                    self._new_externals.pop(key, None)
                 raise
         except Keep as keep:
             self._keep(entry, er, resource_type, fhir_id, digest, keep)
@@ -1567,7 +1570,10 @@ class _Importer:
         er.content_hash = digest
         er.payload = done.payload
         er.reason = ""
-        er.save()
+        if er.pk is None:  # written with the others at the end of the run (see _write_externals)
+            self._new_externals[(resource_type, fhir_id)] = er
+        else:
+            er.save()
         self._known[(resource_type, fhir_id)] = er
 
     def _keep(
@@ -1653,7 +1659,7 @@ class _Importer:
                 self.report.skipped[source.resource_type or "(unknown)"] += source.lines or 1
                 if self.progress is not None:
                     self.progress(source.resource_type or "(unknown)", source.lines or 1)
-        with audit_log.batched() as self.audit, _batches(before_commit=self.audit.flush) as tick:
+        with audit_log.batched() as self.audit, _batches(before_commit=self._write_pending) as tick:
             run: list[tuple[fhir_files.Entry, dict[str, tuple[str, str]]]] = []
             for item in self.entries(sources):
                 run.append(item)
@@ -1670,7 +1676,22 @@ class _Importer:
             self.urls = urls
             self.handle(entry)
             tick()
+        self._write_externals()  # before the next run's prefetch reads them
         self.urls, self._known = {}, {}
+
+    def _write_externals(self) -> None:
+        """Insert the bookkeeping rows of the resources mapped since the last call, in one query.
+
+        Called between resources (no savepoint open), so a row is written only for a resource that
+        went in; the rows of a rejected resource were taken out by :meth:`handle`."""
+        rows = [er for er in self._new_externals.values() if er.pk is None]
+        self._new_externals = {}
+        if rows:
+            ExternalResource.objects.bulk_create(rows)
+
+    def _write_pending(self) -> None:
+        self._write_externals()
+        self.audit.flush()
 
 
 _CACHED = (Patient, Condition, QuestionnaireResponse)

@@ -128,6 +128,8 @@ def save_answers(
     submit: bool,
     user: Any = None,
     collected_on: dt.date | None = None,
+    recorded_flags: Sequence[str] | None = None,
+    context: str | None = None,
 ) -> Saved:
     """Store an instrument's answers (partial or final) for a patient's follow-up.
 
@@ -136,7 +138,9 @@ def save_answers(
     answer out of range. A second submission of a completed instrument changes
     nothing and says so. Answers after the window are stored, flagged "late",
     and do not complete the follow-up; baseline answers after the index day
-    are flagged "baseline-after-index".
+    are flagged "baseline-after-index". Answers brought from another system (an import) keep
+    the flags and context it recorded (``recorded_flags``, ``context``) instead of those
+    worked out here; whether they complete the follow-up is still worked out here.
     """
     definition = core_instruments.instrument(instrument)
     if version != definition.version:
@@ -165,9 +169,10 @@ def save_answers(
             # Serialise concurrent submissions of one follow-up (a no-op lock on SQLite, which
             # serialises writers anyway); the unique constraint is the last line of defence.
             follow_up = FollowUp.objects.select_for_update().get(pk=follow_up.pk)
-            response = follow_up.responses.filter(instrument=instrument).first()
+            others = list(follow_up.responses.all())  # at most one per instrument (a constraint)
+            response = next((r for r in others if r.instrument == instrument), None)
         else:
-            response = None
+            others, response = [], None
         if response is not None and response.status == QuestionnaireResponse.Status.COMPLETED:
             return Saved(response, "already-completed")
         if response is None:
@@ -183,11 +188,18 @@ def save_answers(
         response.collected_on = collected_on
         if getattr(user, "is_authenticated", False):
             response.entered_by = user
+        if context is not None:
+            response.context = context
         if not submit:
+            if recorded_flags is not None:
+                response.flags = list(recorded_flags)
             response.save()
             return Saved(response, "saved")
         window_flags = follow_up.window.flags_for(collected_on) if follow_up is not None else ()
-        response.flags = sorted(set(response.flags) | set(window_flags))
+        if recorded_flags is not None:
+            response.flags = list(recorded_flags)
+        else:
+            response.flags = sorted(set(response.flags) | set(window_flags))
         response.status = QuestionnaireResponse.Status.COMPLETED
         response.submitted_at = timezone.now()
         response.save()
@@ -208,16 +220,13 @@ def save_answers(
             for scale, s in result.scales.items()
         )
         if follow_up is not None and "late" not in window_flags:
-            _complete_if_done(follow_up)
+            completed = {r.instrument for r in others if r.status == QuestionnaireResponse.Status.COMPLETED}
+            _complete_if_done(follow_up, completed | {instrument})
     return Saved(response, "completed", tuple(scores))
 
 
-def _complete_if_done(follow_up: FollowUp) -> None:
-    done = set(
-        follow_up.responses.filter(status=QuestionnaireResponse.Status.COMPLETED).values_list(
-            "instrument", flat=True
-        )
-    )
+def _complete_if_done(follow_up: FollowUp, done: set[str]) -> None:
+    """Complete the follow-up (locked by the caller) once every instrument in ``done`` is answered."""
     if set(follow_up.instruments) <= done and follow_up.status != FollowUp.Status.COMPLETED:
         follow_up.status = FollowUp.Status.COMPLETED
         follow_up.completed_at = timezone.now()
