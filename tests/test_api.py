@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from stride.api.models import ApiToken
 from stride.audit.models import AuditEntry
@@ -155,6 +156,32 @@ def test_a_request_without_a_valid_token_is_401_in_json(cast, header) -> None:
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
+def test_every_refused_token_is_audited_as_a_failed_login_without_its_secret(cast) -> None:
+    token, secret = ApiToken.issue(cast.alice, "laptop")
+    Client().get("/api/patients", HTTP_AUTHORIZATION="Bearer stride_guess", REMOTE_ADDR="10.9.8.7")
+    ApiToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
+    Client().get("/api/patients", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    Client().get("/api/patients")  # no token at all: nothing to audit
+    entries = list(_api_entries(action="login-failed").order_by("pk"))
+    assert [e.detail["reason"] for e in entries] == ["unknown", "revoked"]
+    assert (entries[0].user, entries[0].ip_address, entries[0].detail["token"]) == (None, "10.9.8.7", "")
+    assert (entries[1].user, entries[1].object_id) == (cast.alice, str(token.pk))
+    assert entries[1].detail["token"] == f"{token.prefix}…"
+    assert not any(secret in json.dumps(e.detail) or "stride_guess" in json.dumps(e.detail) for e in entries)
+
+
+def test_head_answers_as_get_without_the_body_and_is_audited_alike(alice, cast) -> None:
+    url = f"/api/patients/{cast.pat.pk}"
+    get = alice.client.get(url, **alice.headers)
+    head = alice.client.head(url, **alice.headers)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head["Content-Length"] == str(len(get.content)) and head["Content-Type"] == get["Content-Type"]
+    assert _api_entries(action="view", object_id=str(cast.pat.pk)).count() == 2
+    assert alice.client.head("/api/patients/999999", **alice.headers).status_code == 404
+    refused = alice.client.delete("/api/patients", **alice.headers)
+    assert (refused.status_code, refused["Allow"]) == (405, "GET, HEAD, POST")
+
+
 def test_a_deactivated_users_token_is_refused(cast) -> None:
     api = api_for(cast.alice)
     cast.alice.is_active = False
@@ -217,7 +244,7 @@ def test_an_unknown_address_or_method_answers_json(alice, cast) -> None:
     assert "without a slash: /api/patients." in _error(alice.get("/patients/"), 404, None)["error"]
     response = alice.delete(f"/patients/{cast.pat.pk}")
     body = _error(response, 405, None)
-    assert response["Allow"] == "GET, PATCH" and "DELETE" in body["error"]
+    assert response["Allow"] == "GET, HEAD, PATCH" and "DELETE" in body["error"]
     _error(alice.post("/openapi.json", {}), 405, None)
     _error(Client().post("/api/unknown", "{}", content_type="application/json"), 404, None)
 

@@ -18,19 +18,36 @@ from stride.api.errors import ApiError
 
 
 def _json_errors(view: Any) -> Any:
-    """ninja answers a method it does not route with a plain-text 405; answer it in JSON."""
+    """ninja answers a method it does not route with a plain-text 405; answer it in JSON. A HEAD is
+    answered as the GET would be (its status and headers, audited alike), without the body."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "HEAD":
+            request.method = "GET"
+            try:
+                response = view(request, *args, **kwargs)
+            finally:
+                request.method = "HEAD"
+            if response.status_code == 405:
+                return method_not_allowed(request, _allowed(response))
+            if not response.streaming:
+                response["Content-Length"] = str(len(response.content))  # that of the GET
+                response.content = b""
+            return response
         response = view(request, *args, **kwargs)
         if response.status_code == 405 and not response.get("Content-Type", "").startswith(
             "application/json"
         ):
-            allowed = [m.strip() for m in response.get("Allow", "").split(",") if m.strip()]
-            return method_not_allowed(request, allowed)
+            return method_not_allowed(request, _allowed(response))
         return response
 
     return wrapper
+
+
+def _allowed(response: HttpResponse) -> list[str]:
+    allowed = [m.strip() for m in response.get("Allow", "").split(",") if m.strip()]
+    return [*allowed, "HEAD"] if "GET" in allowed else allowed
 
 
 @csrf_exempt
