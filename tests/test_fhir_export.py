@@ -401,3 +401,24 @@ def test_the_command_writes_the_files_or_one_bundle_and_fails_when_there_is_noth
         call_command("export", "fhir", "--out", str(tmp_path / "none"), stdout=out, stderr=StringIO())
     with pytest.raises(CommandError, match="No clinic 'nowhere'"):
         call_command("export", "fhir", "--out", str(tmp_path / "x"), "--clinic", "nowhere", stdout=out)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_export_reads_one_snapshot_through_streaming_cursors_on_postgresql(
+    cast: Any, tmp_path: Path
+) -> None:
+    from django.db import connection
+
+    from stride.interop.fhir_export import read_snapshot
+
+    with read_snapshot():
+        if connection.vendor == "postgresql":
+            assert connection.in_atomic_block  # cursors without hold: they stream
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW transaction_isolation")
+                assert cursor.fetchone()[0] == "repeatable read"
+        else:
+            assert not connection.in_atomic_block  # SQLite: nothing changes
+    assert not connection.in_atomic_block
+    counts = write_bulk(tmp_path, clinic_ids=None)
+    assert counts["Patient"] == 2 and (tmp_path / "Patient.ndjson").read_text().count("\n") == 2

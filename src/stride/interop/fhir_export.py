@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection, transaction
 from django.db.models import F, Model, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
@@ -571,6 +572,26 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+@contextmanager
+def read_snapshot() -> Iterator[None]:
+    """A long export's reads in one transaction on PostgreSQL (REPEATABLE READ).
+
+    Outside a transaction Django's server-side cursors are declared WITH HOLD, which PostgreSQL
+    answers by running the whole query and storing its result before the first row comes back
+    (minutes and gigabytes of temporary files for a million questionnaire responses); inside one
+    they stream. And every query then sees the registry as it was when the export began, so the
+    files agree with each other however long it takes. Elsewhere (SQLite, or a caller's transaction
+    already open) nothing changes.
+    """
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
 def _collected(rows: Iterator[Any]) -> Iterator[Any]:
     """``rows``, with Python's cycle collector run after every chunk of them.
 
@@ -856,7 +877,7 @@ def write_bulk(
     started = timezone.now()
     files = _Files(out)
     try:
-        with frozen_heap():
+        with frozen_heap(), read_snapshot():
             for resource_type in fm.EXPORT_TYPES:
                 for resource in selection.resources(resource_type, clinic_fids):
                     files.write(resource_type, fm.dumps(resource))

@@ -42,6 +42,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -75,7 +76,7 @@ from stride.core import catalog as core_catalog
 from stride.core import instruments as core_instruments
 from stride.core.errors import Invalid
 from stride.imaging.models import Image, Measurement
-from stride.interop import fhir_files
+from stride.interop import fhir_checks, fhir_files
 from stride.interop import fhir_map as fm
 from stride.interop.fhir_export import frozen_heap
 from stride.interop.models import ExternalResource
@@ -235,18 +236,6 @@ def _why(error: Exception) -> str:
     if isinstance(error, Invalid):
         return error.message
     return str(error)
-
-
-def _fhir_errors(error: Exception) -> str:
-    """The first few problems pydantic found, as ``element: message``."""
-    errors = getattr(error, "errors", None)
-    if callable(errors):
-        parts = []
-        for item in errors()[:3]:
-            where = ".".join(str(p) for p in item.get("loc", ()) if p != "__root__")
-            parts.append(f"{where}: {item.get('msg', '')}" if where else str(item.get("msg", "")))
-        return "not a valid FHIR resource: " + "; ".join(parts)
-    return f"not a valid FHIR resource: {error}"
 
 
 def _date(value: Any) -> dt.date | None:
@@ -441,8 +430,11 @@ def _foreign_extensions(resource: dict[str, Any], known: Iterable[str] = ()) -> 
 
 
 class _Importer:
-    def __init__(self, source: str, report: ImportReport, progress: Progress | None) -> None:
+    def __init__(
+        self, source: str, report: ImportReport, progress: Progress | None, workers: int | None = None
+    ) -> None:
         self.source = source
+        self.workers = workers
         self.report = report
         self.progress = progress
         self.urls: dict[str, tuple[str, str]] = {}
@@ -1477,7 +1469,8 @@ class _Importer:
 
     # ----------------------------------------------------------------- one resource
 
-    def handle(self, entry: fhir_files.Entry) -> None:
+    def handle(self, entry: fhir_files.Entry, problem: str | None) -> None:
+        """Import one resource; ``problem`` is what checking it found (see :mod:`fhir_checks`)."""
         resource = entry.resource
         resource_type = str(resource.get("resourceType")) if resource is not None else ""
         if self.progress is not None:
@@ -1495,10 +1488,8 @@ class _Importer:
         if not fm.FHIR_ID.match(fhir_id):
             self.report.reject(Rejected(entry.where, resource_type, fhir_id[:64], "its id is not a FHIR id"))
             return
-        try:
-            fm.validate(resource)
-        except Exception as error:  # pydantic's ValidationError, or worse
-            self.report.reject(Rejected(entry.where, resource_type, fhir_id, _fhir_errors(error)))
+        if problem is not None:
+            self.report.reject(Rejected(entry.where, resource_type, fhir_id, problem))
             return
         er = self.external(resource_type, fhir_id)
         if er is not None and er.content_hash == digest and self._still_there(er):
@@ -1659,22 +1650,44 @@ class _Importer:
                 self.report.skipped[source.resource_type or "(unknown)"] += source.lines or 1
                 if self.progress is not None:
                     self.progress(source.resource_type or "(unknown)", source.lines or 1)
-        with audit_log.batched() as self.audit, _batches(before_commit=self._write_pending) as tick:
-            run: list[tuple[fhir_files.Entry, dict[str, tuple[str, str]]]] = []
-            for item in self.entries(sources):
-                run.append(item)
-                if len(run) == PREFETCH:
-                    self._handle_all(run, tick)
-                    run = []
-            self._handle_all(run, tick)
+        with (
+            fhir_checks.Checker(self.workers) as checker,
+            audit_log.batched() as self.audit,
+            _batches(before_commit=self._write_pending) as tick,
+        ):
+            # Each run is checked (in a worker) while the one before it is written.
+            waiting: tuple[list[Any], Future[list[str | None]]] | None = None
+            for run in self.runs(sources):
+                checking = (run, checker.submit([_to_check(entry) for entry, _ in run]))
+                if waiting is not None:
+                    self._handle_all(*waiting, tick)
+                waiting = checking
+            if waiting is not None:
+                self._handle_all(*waiting, tick)
+
+    def runs(
+        self, sources: list[fhir_files.Source]
+    ) -> Iterator[list[tuple[fhir_files.Entry, dict[str, tuple[str, str]]]]]:
+        """The resources to read, PREFETCH at a time."""
+        run: list[tuple[fhir_files.Entry, dict[str, tuple[str, str]]]] = []
+        for item in self.entries(sources):
+            run.append(item)
+            if len(run) == PREFETCH:
+                yield run
+                run = []
+        if run:
+            yield run
 
     def _handle_all(
-        self, run: list[tuple[fhir_files.Entry, dict[str, tuple[str, str]]]], tick: Callable[[], None]
+        self,
+        run: list[tuple[fhir_files.Entry, dict[str, tuple[str, str]]]],
+        checked: Future[list[str | None]],
+        tick: Callable[[], None],
     ) -> None:
         self.prefetch(run)
-        for entry, urls in run:
+        for (entry, urls), problem in zip(run, checked.result(), strict=True):
             self.urls = urls
-            self.handle(entry)
+            self.handle(entry, problem)
             tick()
         self._write_externals()  # before the next run's prefetch reads them
         self.urls, self._known = {}, {}
@@ -1692,6 +1705,12 @@ class _Importer:
     def _write_pending(self) -> None:
         self._write_externals()
         self.audit.flush()
+
+
+def _to_check(entry: fhir_files.Entry) -> dict[str, Any] | None:
+    """What of an entry is checked against the FHIR models: a resource of a type Stride takes."""
+    resource = entry.resource
+    return resource if resource is not None and resource.get("resourceType") in TAKEN else None
 
 
 _CACHED = (Patient, Condition, QuestionnaireResponse)
@@ -1756,12 +1775,15 @@ def import_paths(
     progress: Progress | None = None,
     source: str = "",
     total: Callable[[int], Any] | None = None,
+    workers: int | None = None,
 ) -> ImportReport:
     """Import FHIR NDJSON files, Bundles, single resources and folders of them; see the module docstring.
 
     ``source`` names the system the files come from: resource ids are taken as unique within it (leave it
     empty for ids that are unique anyway, such as Stride's and Synthea's UUIDs). ``progress(type, n)`` is
     called as resources are read (``n`` of them); ``total(n)`` once, before, with how many there are.
+    ``workers``: processes that check resources against the FHIR models while others are written
+    (default: one when there is more than one core; 0 checks them here).
     Raises :class:`stride.interop.fhir_files.FileError` for a path that is
     not there; every other problem is in the report.
     """
@@ -1770,7 +1792,7 @@ def import_paths(
     sources = fhir_files.plan(paths)
     if total is not None:
         total(sum(fhir_files.count(source) for source in sources))
-    importer = _Importer(source, report, progress)
+    importer = _Importer(source, report, progress, workers)
     with frozen_heap():
         importer.run(sources)
     report.seconds = time.perf_counter() - started
