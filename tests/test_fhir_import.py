@@ -196,6 +196,53 @@ def test_every_record_an_import_writes_is_audited_and_a_rejected_resource_leaves
     assert {e.patient_id for e in created} - {None} == set(Patient.objects.values_list("pk", flat=True))
 
 
+@pytest.mark.django_db
+def test_responses_written_together_fall_back_one_by_one_when_one_is_refused(
+    cast: Any, tmp_path: Path
+) -> None:
+    from stride.outcomes.services import save_answers, start_episode
+
+    today = cast.clinic_a.today()
+    follow_up = start_episode(cast.pat_condition, today - dt.timedelta(days=30)).follow_ups.get(
+        timepoint="1m"
+    )
+    for instrument, answers in (("nprs", [3]), ("sane", [70]), ("percent-improvement", [40])):
+        save_answers(
+            patient=cast.pat,
+            follow_up=follow_up,
+            instrument=instrument,
+            version="1",
+            answers=answers,
+            source="patient",
+            submit=True,
+            collected_on=today,
+        )
+    write_bulk(tmp_path, clinic_ids=None)
+    lines = (tmp_path / "QuestionnaireResponse.ndjson").read_text().splitlines()
+    assert ["/nprs" in lines[0], "/sane" in lines[1]] == [True, True]
+    assert lines[1].count('"valueInteger":70') == 1
+    lines[1] = lines[1].replace('"valueInteger":70', '"valueInteger":170')  # out of its range
+    (tmp_path / "QuestionnaireResponse.ndjson").write_text("\n".join(lines) + "\n")
+    _wipe()
+    AuditEntry.objects.all().delete()
+
+    # The first response starts the episode (on its own); the next two go together, and as one of
+    # them is refused, each then goes on its own.
+    report = import_paths([tmp_path])
+    assert report.counts["QuestionnaireResponse"] == {"created": 2, "rejected": 1}
+    (refused,) = [r for r in report.rejected if r.resource_type == "QuestionnaireResponse"]
+    assert "170 is not one of its answers" in refused.reason and refused.where.endswith(":2")
+    assert sorted(QuestionnaireResponse.objects.values_list("instrument", flat=True)) == [
+        "nprs",
+        "percent-improvement",
+    ]
+    assert Score.objects.count() == 2
+    created = AuditEntry.objects.filter(action="create", model="outcomes.QuestionnaireResponse")
+    assert sorted(int(pk) for pk in created.values_list("object_id", flat=True)) == sorted(
+        QuestionnaireResponse.objects.values_list("pk", flat=True)
+    )
+
+
 # --------------------------------------------------------------------------- Synthea
 
 

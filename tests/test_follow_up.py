@@ -312,3 +312,99 @@ def test_no_follow_up_starts_for_a_patient_who_withdrew(cast) -> None:
         is_index=True,
     )
     assert not Episode.objects.exists()
+
+
+class _Undo(Exception):
+    pass
+
+
+def _state(cast) -> dict[str, object]:
+    from stride.audit.models import AuditEntry
+
+    return {
+        "responses": sorted(
+            QuestionnaireResponse.objects.values_list(
+                "follow_up__timepoint", "instrument", "status", "answers", "flags", "collected_on", "context"
+            ),
+            key=repr,
+        ),
+        "scores": sorted(
+            Score.objects.values_list("response__instrument", "scale", "value", "valid", "policy", "flags"),
+            key=repr,
+        ),
+        "follow_ups": sorted(FollowUp.objects.values_list("episode__index_date", "timepoint", "status")),
+        "contacts": sorted(Contact.objects.values_list("state", "outcome")),
+        "audit": sorted(AuditEntry.objects.values_list("action", "model", "patient_id")),
+    }
+
+
+def test_many_answer_sets_saved_together_end_as_saved_one_by_one(cast) -> None:
+    from django.db import transaction
+
+    recent = episode_from(cast, 30).follow_ups.get(timepoint="1m")
+    Contact.objects.create(
+        follow_up=recent, kind="reminder", channel="email", due_at=timezone.now(), state="scheduled"
+    )
+    _save(cast, recent, answers=[3, 2, None] + [None] * 18, submit=False)  # in progress: completed below
+    old = services.start_episode(cast.quinn_condition, today(cast) - dt.timedelta(days=60))
+    old_1m = old.follow_ups.get(timepoint="1m")  # another patient's, its window closed: answers come late
+    sets = [
+        ("nprs", recent, [3], None, None),
+        ("percent-improvement", recent, [40], None, None),
+        ("nprs", recent, [9], None, None),  # a second nprs: changes nothing
+        ("nprs", old_1m, [2], None, None),  # late: flagged, does not complete its follow-up
+        ("sane", recent, [70], ["imported"], "clinic"),  # flags and context as another system recorded
+        ("faam-adl", recent, FAAM_ADL, None, None),  # the last one: completes the follow-up
+    ]
+
+    def one_by_one() -> list[str]:
+        return [
+            services.save_answers(
+                patient=f.patient,
+                follow_up=f,
+                instrument=i,
+                version="1",
+                answers=a,
+                source="patient",
+                submit=True,
+                collected_on=today(cast),
+                recorded_flags=flags,
+                context=context,
+            ).outcome
+            for i, f, a, flags, context in sets
+        ]
+
+    def together() -> list[str]:
+        saved = services.save_completed_answers(
+            [
+                services.AnswerSet(f.patient, f, i, "1", a, "patient", today(cast), flags, context)
+                for i, f, a, flags, context in sets
+            ]
+        )
+        assert [len(s.scores) for s in saved] == [
+            s.response.scores.count() if s.outcome == "completed" else 0 for s in saved
+        ]
+        return [s.outcome for s in saved]
+
+    states, outcomes = [], []
+    for save in (one_by_one, together):
+        try:
+            with transaction.atomic():
+                outcomes.append(save())
+                states.append(_state(cast))
+                raise _Undo
+        except _Undo:
+            pass
+    assert outcomes[0] == outcomes[1] == ["completed"] * 2 + ["already-completed"] + ["completed"] * 3
+    assert states[0] == states[1]
+    assert ("completed" in {s for _d, t, s in states[1]["follow_ups"] if t == "1m"}) is True
+    assert ("cancelled", "answered") in states[1]["contacts"]
+
+
+def test_answer_sets_saved_together_are_all_checked_first_and_one_refusal_writes_nothing(cast) -> None:
+    follow_up = episode_from(cast, 30).follow_ups.get(timepoint="1m")
+    good = services.AnswerSet(cast.pat, follow_up, "nprs", "1", [3], "patient", today(cast))
+    bad = services.AnswerSet(cast.pat, follow_up, "sane", "1", [170], "patient", today(cast))
+    with pytest.raises(Invalid, match="170 is not one of its answers"):
+        services.save_completed_answers([good, bad])
+    assert not QuestionnaireResponse.objects.exists() and not Score.objects.exists()

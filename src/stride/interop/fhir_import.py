@@ -376,6 +376,44 @@ class _Done:
     remember: bool = True  # False: Stride finds the record from the resource itself (a score's id)
 
 
+@dataclass
+class _ResponsePlan:
+    """A QuestionnaireResponse read and checked, ready to be saved."""
+
+    patient: Patient
+    follow_up: Any  # FollowUp | None
+    code: str
+    version: str
+    answers: list[Any]
+    source: str
+    submit: bool
+    collected: dt.date
+    flags: list[str] | None
+    context: str | None
+    existing: QuestionnaireResponse | None
+    rest: dict[str, Any] | None
+
+    @property
+    def together(self) -> bool:
+        """A new completed response of a follow-up: it can be written with others."""
+        return self.existing is None and self.follow_up is not None and self.submit
+
+
+@dataclass
+class _Together:
+    """A QuestionnaireResponse to be written with others (see ``_Importer.write_together``)."""
+
+    entry: fhir_files.Entry
+    urls: dict[str, tuple[str, str]]
+    fhir_id: str
+    digest: str
+    plan: _ResponsePlan
+
+
+class _Alone(Exception):
+    """This resource is imported on its own (it needs something written first)."""
+
+
 def _apply(obj: models.Model, values: dict[str, Any]) -> list[str]:
     """Set ``values`` on ``obj``; the names of those that changed."""
     changed = []
@@ -1095,7 +1133,40 @@ class _Importer:
         raise Reject(f"item {item.link_id}: an answer Stride cannot read ({sorted(answer)})")
 
     def questionnaire_response(self, r: dict[str, Any], er: ExternalResource | None, fhir_id: str) -> _Done:
-        from stride.outcomes.services import save_answers, start_episode
+        from stride.outcomes.services import save_answers
+
+        plan = self._response_plan(r, er, fhir_id, start=True)
+        if isinstance(plan, _Done):
+            return plan
+        try:
+            saved = save_answers(
+                patient=plan.patient,
+                follow_up=plan.follow_up,
+                instrument=plan.code,
+                version=plan.version,
+                answers=plan.answers,
+                source=plan.source,
+                submit=plan.submit,
+                collected_on=plan.collected,
+                # As the Stride that wrote the file recorded them (its window, its wording).
+                recorded_flags=plan.flags,
+                context=plan.context,
+            )
+        except Invalid as error:
+            raise Reject(error.message) from None
+        response = saved.response
+        self._remember_scores(saved)
+        if saved.outcome == "already-completed" and plan.existing is None:
+            return _Done("linked", response, plan.patient.pk, plan.rest)
+        outcome = "created" if plan.existing is None else "updated"
+        return _Done(outcome, response, plan.patient.pk, plan.rest)
+
+    def _response_plan(
+        self, r: dict[str, Any], er: ExternalResource | None, fhir_id: str, *, start: bool
+    ) -> _ResponsePlan | _Done:
+        """What a QuestionnaireResponse becomes (raising Keep or Reject), nothing written but, with
+        ``start``, the episode of its follow-up when none is there (without: :class:`_Alone`)."""
+        from stride.outcomes.services import start_episode
 
         patient = self.patient_of(r)
         named = self._instrument(r.get("questionnaire"))
@@ -1139,6 +1210,8 @@ class _Importer:
             follow_ups = self._follow_ups.get((condition.pk, index_date))
             if follow_ups is None:
                 episode = Episode.objects.filter(condition=condition, index_date=index_date).first()
+                if episode is None and not start:
+                    raise _Alone()
                 if episode is None:  # not started by its index procedure: started here (not remembered
                     try:  # until the response is saved, as a rejection rolls it back)
                         episode = start_episode(condition, index_date)
@@ -1185,28 +1258,20 @@ class _Importer:
                 raise Reject("a completed response is never changed in Stride (its answers were scored)")
             if existing.follow_up_id is None:
                 raise Reject("an unfinished response without a follow-up cannot be updated; enter it again")
-        try:
-            saved = save_answers(
-                patient=patient,
-                follow_up=follow_up,
-                instrument=code,
-                version=version,
-                answers=answers,
-                source=source,
-                submit=submit,
-                collected_on=collected,
-                # As the Stride that wrote the file recorded them (its window, its wording).
-                recorded_flags=flags if stride_shaped else None,
-                context=context if stride_shaped else None,
-            )
-        except Invalid as error:
-            raise Reject(error.message) from None
-        response = saved.response
-        self._remember_scores(saved)
-        if saved.outcome == "already-completed" and existing is None:
-            return _Done("linked", response, patient.pk, rest)
-        outcome = "created" if existing is None else "updated"
-        return _Done(outcome, response, patient.pk, rest)
+        return _ResponsePlan(
+            patient=patient,
+            follow_up=follow_up,
+            code=code,
+            version=version,
+            answers=answers,
+            source=source,
+            submit=submit,
+            collected=collected,
+            flags=flags if stride_shaped else None,
+            context=context if stride_shaped else None,
+            existing=existing,
+            rest=rest,
+        )
 
     # ----------------------------------------------------------------- Observation
 
@@ -1685,12 +1750,102 @@ class _Importer:
         tick: Callable[[], None],
     ) -> None:
         self.prefetch(run)
+        group: list[_Together] = []
         for (entry, urls), problem in zip(run, checked.result(), strict=True):
+            self.urls = urls
+            together = self.together(entry, urls, problem)
+            if together is not None:
+                group.append(together)
+                continue
+            if group:
+                self.write_together(group, tick)
+                group = []
             self.urls = urls
             self.handle(entry, problem)
             tick()
+        if group:
+            self.write_together(group, tick)
         self._write_externals()  # before the next run's prefetch reads them
         self.urls, self._known = {}, {}
+
+    def together(
+        self, entry: fhir_files.Entry, urls: dict[str, tuple[str, str]], problem: str | None
+    ) -> _Together | None:
+        """A new completed QuestionnaireResponse of a follow-up, checked, to be written with others;
+        ``None`` for anything else (imported on its own by :meth:`handle`, which reports it)."""
+        resource = entry.resource
+        if entry.error or problem or resource is None:
+            return None
+        if resource.get("resourceType") != "QuestionnaireResponse":
+            return None
+        fhir_id = fhir_files.resource_id(resource, entry.full_url) or ""
+        if not fm.FHIR_ID.match(fhir_id) or self.external("QuestionnaireResponse", fhir_id) is not None:
+            return None
+        try:
+            plan = self._response_plan(resource, None, fhir_id, start=False)
+        except Exception:  # Keep, Reject, _Alone…: handle() says what becomes of it
+            return None
+        if isinstance(plan, _Done) or not plan.together:
+            return None
+        return _Together(entry, urls, fhir_id, fm.content_hash(resource), plan)
+
+    def write_together(self, group: list[_Together], tick: Callable[[], None]) -> None:
+        """Write new completed responses with :func:`save_completed_answers`, in one savepoint: the
+        same records, scores, follow-up states and audit entries as one by one, in a handful of
+        queries. If that fails, each is imported on its own instead (and rejected on its own)."""
+        from stride.outcomes.services import AnswerSet, save_completed_answers
+
+        mark = self.audit.mark()
+        keys = [("QuestionnaireResponse", t.fhir_id) for t in group]
+        try:
+            with transaction.atomic():
+                saved = save_completed_answers(
+                    [
+                        AnswerSet(
+                            patient=t.plan.patient,
+                            follow_up=t.plan.follow_up,
+                            instrument=t.plan.code,
+                            version=t.plan.version,
+                            answers=t.plan.answers,
+                            source=t.plan.source,
+                            collected_on=t.plan.collected,
+                            recorded_flags=t.plan.flags,
+                            context=t.plan.context,
+                        )
+                        for t in group
+                    ]
+                )
+                done = [
+                    _Done(
+                        "linked" if s.outcome == "already-completed" else "created",
+                        s.response,
+                        t.plan.patient.pk,
+                        t.plan.rest,
+                    )
+                    for t, s in zip(group, saved, strict=True)
+                ]
+                for t, d in zip(group, done, strict=True):
+                    self._map(None, "QuestionnaireResponse", t.fhir_id, t.digest, d)
+        except Exception:
+            self.audit.discard(mark)
+            for key in keys:
+                self._new_externals.pop(key, None)
+                self._known[key] = None
+            for t in group:
+                self.urls = t.urls
+                self.handle(t.entry, None)
+                tick()
+            return
+        for key, s, d in zip(keys, saved, done, strict=True):
+            if self.progress is not None:
+                self.progress("QuestionnaireResponse", 1)
+            self._remember(key, d.record)
+            if s.scores:
+                if len(self._scores) > 50_000:
+                    self._scores.clear()
+                self._scores[s.response.pk] = {score.scale: score for score in s.scores}
+            self.report.count("QuestionnaireResponse", d.outcome)
+            tick()
 
     def _write_externals(self) -> None:
         """Insert the bookkeeping rows of the resources mapped since the last call, in one query.

@@ -143,27 +143,8 @@ def save_answers(
     worked out here; whether they complete the follow-up is still worked out here.
     """
     definition = core_instruments.instrument(instrument)
-    if version != definition.version:
-        raise Invalid(
-            f"This questionnaire changed (version {definition.version}) since the page was opened "
-            f"(version {version}); please open it again.",
-            "version",
-        )
-    if follow_up is not None:
-        if follow_up.patient_id != patient.pk:
-            raise Invalid("That follow-up belongs to another patient.", "follow_up")
-        if instrument not in follow_up.instruments:
-            raise Invalid(f"{definition.short_name} is not part of this follow-up.", "instrument")
-    scoring.validate_answers(definition, list(answers))
     collected_on = collected_on or patient.clinic.today()
-    if follow_up is not None and collected_on < follow_up.opens_on:
-        raise Invalid(
-            f"The {follow_up.timepoint_name.lower()} follow-up opens on {follow_up.opens_on:%d %b %Y}; "
-            "answers from before then belong to an earlier time point.",
-            "collected_on",
-        )
-    if collected_on > patient.clinic.today():
-        raise Invalid("The date the answers were given is in the future.", "collected_on")
+    _check(definition, patient, follow_up, version, answers, collected_on)
     with transaction.atomic():
         if follow_up is not None:
             # Serialise concurrent submissions of one follow-up (a no-op lock on SQLite, which
@@ -223,6 +204,159 @@ def save_answers(
             completed = {r.instrument for r in others if r.status == QuestionnaireResponse.Status.COMPLETED}
             _complete_if_done(follow_up, completed | {instrument})
     return Saved(response, "completed", tuple(scores))
+
+
+def _check(
+    definition: core_instruments.Instrument,
+    patient: Patient,
+    follow_up: FollowUp | None,
+    version: str,
+    answers: Sequence[Answer],
+    collected_on: dt.date,
+) -> None:
+    """What an answer set must be, before anything is read or written; raises :class:`Invalid`."""
+    if version != definition.version:
+        raise Invalid(
+            f"This questionnaire changed (version {definition.version}) since the page was opened "
+            f"(version {version}); please open it again.",
+            "version",
+        )
+    if follow_up is not None:
+        if follow_up.patient_id != patient.pk:
+            raise Invalid("That follow-up belongs to another patient.", "follow_up")
+        if definition.code not in follow_up.instruments:
+            raise Invalid(f"{definition.short_name} is not part of this follow-up.", "instrument")
+    scoring.validate_answers(definition, list(answers))
+    if follow_up is not None and collected_on < follow_up.opens_on:
+        raise Invalid(
+            f"The {follow_up.timepoint_name.lower()} follow-up opens on {follow_up.opens_on:%d %b %Y}; "
+            "answers from before then belong to an earlier time point.",
+            "collected_on",
+        )
+    if collected_on > patient.clinic.today():
+        raise Invalid("The date the answers were given is in the future.", "collected_on")
+
+
+@dataclass(frozen=True)
+class AnswerSet:
+    """One completed answer set for a follow-up, as :func:`save_completed_answers` takes them."""
+
+    patient: Patient
+    follow_up: FollowUp
+    instrument: str
+    version: str
+    answers: Sequence[Answer]
+    source: str
+    collected_on: dt.date
+    recorded_flags: Sequence[str] | None = None
+    context: str | None = None
+
+
+def save_completed_answers(sets: Sequence[AnswerSet]) -> list[Saved]:
+    """Completed answer sets of follow-ups, many at once (an import): what :func:`save_answers`
+    with ``submit=True`` does for each in turn, with a handful of queries for all of them.
+
+    Every set is checked first and :class:`Invalid` raised for the first one refused (nothing
+    written). In order, as one by one: a set whose follow-up already has that instrument completed
+    (before, or earlier in ``sets``) changes nothing ("already-completed"); an answer set in progress
+    is completed; a new one is created and audited; each is scored; a follow-up is completed (and
+    its reminders cancelled) when a set inside its window brings its last instrument.
+    """
+    definitions = [core_instruments.instrument(s.instrument) for s in sets]
+    for answer_set, definition in zip(sets, definitions, strict=True):
+        _check(
+            definition,
+            answer_set.patient,
+            answer_set.follow_up,
+            answer_set.version,
+            answer_set.answers,
+            answer_set.collected_on,
+        )
+    from stride.audit.log import record
+    from stride.audit.models import AuditEntry
+
+    with transaction.atomic():
+        ids = {s.follow_up.pk for s in sets}
+        locked = {f.pk: f for f in FollowUp.objects.select_for_update().filter(pk__in=ids)}
+        if len(locked) != len(ids):
+            raise Invalid("A follow-up of these answers is no longer there.", "follow_up")
+        responses = {
+            (r.follow_up_id, r.instrument): r
+            for r in QuestionnaireResponse.objects.filter(follow_up_id__in=ids)
+        }
+        results: list[tuple[QuestionnaireResponse, str, Any]] = []
+        new: list[QuestionnaireResponse] = []
+        completed: list[FollowUp] = []
+        now = timezone.now()
+        for answer_set, definition in zip(sets, definitions, strict=True):
+            follow_up = locked[answer_set.follow_up.pk]
+            response = responses.get((follow_up.pk, answer_set.instrument))
+            if response is not None and response.status == QuestionnaireResponse.Status.COMPLETED:
+                results.append((response, "already-completed", None))
+                continue
+            if response is None:
+                response = QuestionnaireResponse(
+                    patient=answer_set.patient,
+                    follow_up=follow_up,
+                    instrument=answer_set.instrument,
+                    instrument_version=definition.version,
+                    context=definition.context,
+                    source=answer_set.source,
+                )
+                new.append(response)
+                responses[(follow_up.pk, answer_set.instrument)] = response
+            window_flags = follow_up.window.flags_for(answer_set.collected_on)
+            response.answers = list(answer_set.answers)
+            response.collected_on = answer_set.collected_on
+            if answer_set.context is not None:
+                response.context = answer_set.context
+            if answer_set.recorded_flags is not None:
+                response.flags = list(answer_set.recorded_flags)
+            else:
+                response.flags = sorted(set(response.flags) | set(window_flags))
+            response.status = QuestionnaireResponse.Status.COMPLETED
+            response.submitted_at = now
+            if response.pk is not None:
+                response.save()  # an answer set in progress, now completed (audited as a change)
+            results.append((response, "completed", scoring.score(definition, list(answer_set.answers))))
+            if "late" not in window_flags and follow_up.status != FollowUp.Status.COMPLETED:
+                done = {
+                    i
+                    for (f, i), r in responses.items()
+                    if f == follow_up.pk and r.status == QuestionnaireResponse.Status.COMPLETED
+                }
+                if set(follow_up.instruments) <= done:
+                    follow_up.status, follow_up.completed_at = FollowUp.Status.COMPLETED, now
+                    completed.append(follow_up)
+        QuestionnaireResponse.objects.bulk_create(new)
+        for response in new:
+            record(AuditEntry.Action.CREATE, response)
+        scores: dict[int, list[Score]] = {}  # by the set's place in ``sets``
+        for n, (response, _outcome, result) in enumerate(results):
+            if result is None:
+                continue
+            scores[n] = [
+                Score(
+                    response=response,
+                    instrument=response.instrument,
+                    scale=scale,
+                    value=s.value,
+                    valid=s.valid,
+                    answered=s.answered,
+                    not_applicable=s.na,
+                    missing=s.missing,
+                    policy=result.policy,
+                    flags=list(s.flags),
+                )
+                for scale, s in result.scales.items()
+            ]
+        Score.objects.bulk_create([score for group in scores.values() for score in group])
+        if completed:
+            FollowUp.objects.filter(pk__in=[f.pk for f in completed]).update(
+                status=FollowUp.Status.COMPLETED, completed_at=now
+            )
+            cancel_contacts(Contact.objects.filter(follow_up__in=completed), Contact.Outcome.ANSWERED)
+    return [Saved(r, outcome, tuple(scores.get(n, ()))) for n, (r, outcome, _) in enumerate(results)]
 
 
 def _complete_if_done(follow_up: FollowUp, done: set[str]) -> None:
