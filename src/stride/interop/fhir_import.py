@@ -631,11 +631,12 @@ class _Importer:
             raise Reject(f"its patient ({element}) {why}" if why != "no reference" else f"no {element}")
         return patient
 
-    def own(self, queryset: models.QuerySet[Any], fhir_id: str, patient: Patient) -> Any:
-        """The record of ``queryset`` this installation exported under ``fhir_id``, if any (none for a
-        patient this run created: such a patient has no records from before)."""
+    def own(self, records: Callable[[], models.QuerySet[Any]], fhir_id: str, patient: Patient) -> Any:
+        """The record of ``records()`` this installation exported under ``fhir_id``, if any (none for a
+        patient this run created: such a patient has no records from before, and nothing is asked)."""
         if patient.pk in self._fresh:
             return None
+        queryset = records()
         label = queryset.model._meta.label
         for pk in queryset.values_list("pk", flat=True):
             if fm.resource_id(label, pk) == fhir_id:
@@ -941,7 +942,7 @@ class _Importer:
             "severity_notes": notes,
         }
         existing = self.mapped(er, Condition) or self.own(
-            Condition.objects.filter(patient=patient), fhir_id, patient
+            lambda: Condition.objects.filter(patient=patient), fhir_id, patient
         )
         obj = existing or Condition()
         outcome = _save(obj, values)
@@ -1072,7 +1073,7 @@ class _Importer:
         }
         injectates = self._injectates(r)
         existing = self.mapped(er, Procedure) or self.own(
-            Procedure.objects.filter(patient=patient), fhir_id, patient
+            lambda: Procedure.objects.filter(patient=patient), fhir_id, patient
         )
         obj = existing or Procedure()
         outcome = _save(obj, values)
@@ -1084,7 +1085,8 @@ class _Importer:
             ]
         )
         if current != injectates:
-            obj.injectates.all().delete()
+            if outcome != "created":
+                obj.injectates.all().delete()
             for given in injectates:
                 injectate = Injectate(procedure=obj, **given)
                 injectate.full_clean(exclude=["procedure", "drug"])
@@ -1238,7 +1240,7 @@ class _Importer:
         context = _extension_value(r, fm.EXT_CONTEXT, "valueString") or ""
         submit = status == "completed"
         existing = self.mapped(er, QuestionnaireResponse) or self.own(
-            QuestionnaireResponse.objects.filter(patient=patient), fhir_id, patient
+            lambda: QuestionnaireResponse.objects.filter(patient=patient), fhir_id, patient
         )
         rest = _rest(
             r,
@@ -1360,7 +1362,7 @@ class _Importer:
             return _Done(outcome, score, patient.pk, rest)
         if existing is not None:
             return _Done("unchanged", existing, patient.pk, rest)
-        own = self.own(Score.objects.filter(response__patient=patient), fhir_id, patient)
+        own = self.own(lambda: Score.objects.filter(response__patient=patient), fhir_id, patient)
         if own is not None:
             return _Done("linked", own, patient.pk, rest)
         if definition.scoring != "single-value" or len(definition.items) != 1:
@@ -1415,7 +1417,7 @@ class _Importer:
             extension=_foreign_extensions(r),
         )
         existing = self.mapped(er, Measurement) or self.own(
-            Measurement.objects.filter(image__patient=patient), fhir_id, patient
+            lambda: Measurement.objects.filter(image__patient=patient), fhir_id, patient
         )
         if existing is not None:
             return _Done("unchanged" if er is not None else "linked", existing, patient.pk, rest)
@@ -1500,7 +1502,7 @@ class _Importer:
             "withdrawn_on": withdrawn,
         }
         existing = self.mapped(er, Consent) or self.own(
-            Consent.objects.filter(patient=patient), fhir_id, patient
+            lambda: Consent.objects.filter(patient=patient), fhir_id, patient
         )
         if existing is None:
             existing = Consent.objects.filter(
@@ -1524,7 +1526,7 @@ class _Importer:
 
     def care_plan(self, r: dict[str, Any], er: ExternalResource | None, fhir_id: str) -> _Done:
         patient = self.patient_of(r)
-        own = self.own(CarePlan.objects.filter(condition__patient=patient), fhir_id, patient)
+        own = self.own(lambda: CarePlan.objects.filter(condition__patient=patient), fhir_id, patient)
         if own is not None:
             return _Done("linked", own, patient.pk, None)
         raise Keep(
@@ -1909,7 +1911,8 @@ def _batches(before_commit: Callable[[], None]) -> Iterator[Callable[[], None]]:
     def tick() -> None:
         state["n"] += 1
         if state["n"] % BATCH == 0:
-            gc.collect()  # records and models hold cycles: free them as the run goes, not at its end
+            if state["n"] % (BATCH * 10) == 0:
+                gc.collect()  # records and models hold cycles: free them as the run goes, not at its end
             before_commit()
             state["atomic"].__exit__(None, None, None)
             state["atomic"] = transaction.atomic()
