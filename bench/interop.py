@@ -6,15 +6,17 @@
 For each database (SQLite; PostgreSQL on the server of --postgres-url when it answers) it builds a
 synthetic registry of --patients patients with ``stride migrate`` and ``stride synth`` (not
 counted; kept in --home, on PostgreSQL in the database ``stride_bench_interop_src_<N>``, and reused
-with --reuse), then times, each in a fresh Python process:
+with --reuse, as are the export's files and figures when that run measured them), then times, each in a
+fresh Python process:
 
 (a) the export: ``stride.interop.fhir_export.write_bulk`` of every patient, NDJSON files and manifest,
     every resource built and checked by the fhir.resources models; and its baseline, a raw read of the
     same tables (``values_list`` in chunks) written as plain JSON lines, no mapping and no checks;
 (b) the import of those files into an empty registry (``..._dst_<N>``):
     ``stride.interop.fhir_import.import_paths``, every resource validated, mapped and written through
-    the models' rules (``full_clean``, the scoring of every answer set, the audit signals), one
-    savepoint each; and its baseline, ``bulk_create`` of as many plain rows (one
+    the models' rules (``full_clean``, the scoring of every answer set, the audit), in a savepoint
+    each (new completed responses: a run of them together), checked against the FHIR models in a
+    worker process when there are two cores; and its baseline, ``bulk_create`` of as many plain rows (one
     ``ExternalResource`` per resource, in batches of 1,000, one transaction), deleted again after;
 (c) unless --no-check, the export again from the imported registry, which must give the same files,
     byte for byte (the round trip; a difference fails the run).
@@ -250,11 +252,18 @@ def run(database: str, label: str, args: argparse.Namespace) -> dict[str, Any]:
     note = f"built in {built:.0f} s" if built is not None else "reused"
     print(f"  {label}: registry of {args.patients:,} patients {note} (not counted)", flush=True)
     work = Path(args.home) / f"{database}-files-{args.patients}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-
-    print(f"  {label}: (a) exporting ...", flush=True)
-    exported = _child("export", work / "export", source_env, f"{label} export")
+    measured = work / "export.json"
+    if args.reuse and built is None and measured.exists() and (work / "export" / "manifest.json").exists():
+        exported = json.loads(measured.read_text())
+        print(f"  {label}: (a) export reused: files and figures of the run at {exported['at']}", flush=True)
+        shutil.rmtree(work / "again", ignore_errors=True)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        print(f"  {label}: (a) exporting ...", flush=True)
+        exported = _child("export", work / "export", source_env, f"{label} export")
+        exported["at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+        measured.write_text(json.dumps(exported))
     resources = sum(exported["counts"].values())
     print(f"  {label}: (b) importing {resources:,} resources into an empty registry ...", flush=True)
     target_name = f"{DATABASE_PREFIX}_dst_{args.patients}"
@@ -315,7 +324,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(
         "\n  ratio = how many times faster the baseline is. Export: every resource built and checked by the\n"
         "  fhir.resources models vs plain rows dumped as JSON. Import: every resource validated, mapped,\n"
-        "  written through the models' rules and audited, one savepoint each, vs bulk_create of plain rows."
+        "  written through the models' rules and audited, all or nothing, vs bulk_create of plain rows."
     )
 
 
@@ -326,7 +335,11 @@ def main() -> int:
     parser.add_argument(
         "--database", choices=["sqlite", "postgres", "both"], default="both", help="default: both"
     )
-    parser.add_argument("--reuse", action="store_true", help="reuse the source registry of a previous run")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the source registry of a previous run, and its export (files and figures) if it has one",
+    )
     parser.add_argument("--no-check", action="store_true", help="skip the second export (the round trip)")
     parser.add_argument(
         "--home",
