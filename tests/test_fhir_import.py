@@ -19,6 +19,8 @@ import pytest
 from django.apps import apps
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from stride.audit.log import patient_and_clinic
 from stride.audit.models import AuditEntry
@@ -154,6 +156,24 @@ def test_export_import_into_an_empty_registry_and_export_again_gives_the_same_fi
     linked_scores = again.counts["Observation"]["linked"]  # found again from their ids, not remembered
     assert again.total("unchanged") + linked_scores == sum(first.values())
     assert _rows() == before
+
+    # The Observations on their own, after the rest: nothing of the responses is at hand any more,
+    # their scores are read run by run. The same registry again.
+    _wipe()
+    (tmp_path / "rest").mkdir()
+    for path in (tmp_path / "first").glob("*.ndjson"):
+        (tmp_path / ("later" if path.name == "Observation.ndjson" else "rest")).mkdir(exist_ok=True)
+        target = tmp_path / ("later" if path.name == "Observation.ndjson" else "rest") / path.name
+        target.write_bytes(path.read_bytes())
+    assert import_paths([tmp_path / "rest"]).total("rejected") == 0
+    with CaptureQueriesContext(connection) as queries:
+        later = import_paths([tmp_path / "later"])
+    assert later.counts["Observation"] == report.counts["Observation"]
+    linked, kept = later.counts["Observation"]["linked"], later.counts["Observation"]["kept"]
+    # A score linked costs a few queries per run of them, not any of its own (a kept one costs several).
+    assert len(queries) < linked / 4 + 10 * kept
+    write_bulk(tmp_path / "third", clinic_ids=None)
+    assert _files(tmp_path / "third") == _files(tmp_path / "first")
 
 
 @pytest.mark.django_db

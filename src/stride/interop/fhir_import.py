@@ -543,6 +543,53 @@ class _Importer:
         for er in rows:
             if (er.resource_type, er.fhir_id) in self._known:
                 self._known[(er.resource_type, er.fhir_id)] = er
+        self._prefetch_scores(entries)
+
+    def _prefetch_scores(self, entries: list[tuple[fhir_files.Entry, dict[str, tuple[str, str]]]]) -> None:
+        """The scores of the responses a run's Observations are derived from, in two queries instead of
+        two each (the responses were imported earlier, in their own phase, too many ago to be at hand)."""
+        wanted: set[tuple[str, str]] = set()
+        for entry, urls in entries:
+            resource = entry.resource
+            if resource is None or resource.get("resourceType") != "Observation":
+                continue
+            self.urls = urls
+            for ref in resource.get("derivedFrom", []):
+                found = self.target(ref)
+                if found is not None and found[0] == "QuestionnaireResponse":
+                    wanted.add(found)
+        self.urls = {}
+        pks = {key: self._pks.get(key) for key in wanted}
+        unknown = {fhir_id for (_t, fhir_id), pk in pks.items() if pk is None}
+        if unknown:
+            rows = ExternalResource.objects.filter(
+                source=self.source,
+                resource_type="QuestionnaireResponse",
+                fhir_id__in=unknown,
+                status=ExternalResource.Status.MAPPED,
+                content_type=self.content_type(QuestionnaireResponse),
+            ).values_list("fhir_id", "object_id")
+            found_pks = dict(rows)
+            for key in wanted:
+                if pks[key] is None and key[1] in found_pks:
+                    pks[key] = found_pks[key[1]]
+        missing = {pk for pk in pks.values() if pk is not None and pk not in self._scores}
+        if not missing:
+            return
+        scores: dict[int, dict[str, Score]] = {}
+        for score in Score.objects.filter(response_id__in=missing).select_related("response"):
+            scores.setdefault(score.response_id, {})[score.scale] = score
+        if len(self._scores) > 20_000:
+            self._scores.clear()
+        self._scores.update(scores)  # only responses that are there (and were scored)
+        for key, pk in pks.items():
+            if pk in scores:
+                self._remember_pk(key, pk)
+
+    def _remember_pk(self, key: tuple[str, str], pk: int) -> None:
+        if len(self._pks) > 100_000:
+            self._pks.clear()
+        self._pks[key] = pk
 
     def target(self, ref: Any) -> tuple[str, str] | None:
         """The (type, id) a Reference names, if it names one by address."""
@@ -1604,7 +1651,7 @@ class _Importer:
             return
         self._remember((resource_type, fhir_id), done.record)
         if self._staged_scores is not None:
-            if len(self._scores) > 50_000:
+            if len(self._scores) > 20_000:
                 self._scores.clear()
             self._scores[self._staged_scores[0]] = self._staged_scores[1]
         if resource_type == "Patient" and done.outcome == "created":
@@ -1863,7 +1910,7 @@ class _Importer:
                 self.progress("QuestionnaireResponse", 1)
             self._remember(key, d.record)
             if s.scores:
-                if len(self._scores) > 50_000:
+                if len(self._scores) > 20_000:
                     self._scores.clear()
                 self._scores[s.response.pk] = {score.scale: score for score in s.scores}
             self.report.count("QuestionnaireResponse", d.outcome)
