@@ -838,8 +838,8 @@ class _Importer:
         )
         linked = False
         if existing is None:
-            existing = Patient.objects.filter(
-                clinic=clinic, record_number__iexact=values["record_number"]
+            existing = Patient.objects.filter(  # kept in capitals: the index finds it
+                clinic=clinic, record_number=values["record_number"]
             ).first()
             if existing is not None and existing.date_of_birth != born:
                 raise Reject(

@@ -126,8 +126,10 @@ class Patient(models.Model):
 
     def validate_unique(self, exclude: object = None) -> None:
         super().validate_unique(exclude)  # type: ignore[arg-type]
-        clash = Patient.objects.filter(clinic_id=self.clinic_id, record_number__iexact=self.record_number)
-        if self.record_number and clash.exclude(pk=self.pk).exists():
+        # Record numbers are kept in capitals (clean), so an exact match finds any spelling, by the index.
+        number = (self.record_number or "").strip().upper()
+        clash = Patient.objects.filter(clinic_id=self.clinic_id, record_number=number)
+        if number and clash.exclude(pk=self.pk).exists():
             raise ValidationError({"record_number": "Another patient of this clinic has this record number."})
 
     @property
