@@ -47,6 +47,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/submissions.py
 	$(BIN)/python bench/report.py
 	$(BIN)/python bench/imaging.py
+	$(BIN)/python bench/interop.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info
