@@ -562,14 +562,13 @@ class _Importer:
         pks = {key: self._pks.get(key) for key in wanted}
         unknown = {fhir_id for (_t, fhir_id), pk in pks.items() if pk is None}
         if unknown:
+            # By the unique key alone, so the database uses its index (with status or content type in
+            # the query, SQLite without statistics read every response's row for each run).
+            mapped, kind = ExternalResource.Status.MAPPED, self.content_type(QuestionnaireResponse).pk
             rows = ExternalResource.objects.filter(
-                source=self.source,
-                resource_type="QuestionnaireResponse",
-                fhir_id__in=unknown,
-                status=ExternalResource.Status.MAPPED,
-                content_type=self.content_type(QuestionnaireResponse),
-            ).values_list("fhir_id", "object_id")
-            found_pks = dict(rows)
+                source=self.source, resource_type="QuestionnaireResponse", fhir_id__in=unknown
+            ).values_list("fhir_id", "object_id", "status", "content_type_id")
+            found_pks = {i: pk for i, pk, status, ct in rows if status == mapped and ct == kind}
             for key in wanted:
                 if pks[key] is None and key[1] in found_pks:
                     pks[key] = found_pks[key[1]]
