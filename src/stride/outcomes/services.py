@@ -185,25 +185,30 @@ def save_answers(
         response.submitted_at = timezone.now()
         response.save()
         result = scoring.score(definition, list(answers))
-        scores = Score.objects.bulk_create(
-            Score(
-                response=response,
-                instrument=instrument,
-                scale=scale,
-                value=s.value,
-                valid=s.valid,
-                answered=s.answered,
-                not_applicable=s.na,
-                missing=s.missing,
-                policy=result.policy,
-                flags=list(s.flags),
-            )
-            for scale, s in result.scales.items()
-        )
+        scores = Score.objects.bulk_create(_score_rows(response, result))
         if follow_up is not None and "late" not in window_flags:
             completed = {r.instrument for r in others if r.status == QuestionnaireResponse.Status.COMPLETED}
             _complete_if_done(follow_up, completed | {instrument})
     return Saved(response, "completed", tuple(scores))
+
+
+def _score_rows(response: QuestionnaireResponse, result: Any) -> list[Score]:
+    """The Score rows (unsaved) of a response's scoring result, one per scale."""
+    return [
+        Score(
+            response=response,
+            instrument=response.instrument,
+            scale=scale,
+            value=s.value,
+            valid=s.valid,
+            answered=s.answered,
+            not_applicable=s.na,
+            missing=s.missing,
+            policy=result.policy,
+            flags=list(s.flags),
+        )
+        for scale, s in result.scales.items()
+    ]
 
 
 def _check(
@@ -335,21 +340,7 @@ def save_completed_answers(sets: Sequence[AnswerSet]) -> list[Saved]:
         for n, (response, _outcome, result) in enumerate(results):
             if result is None:
                 continue
-            scores[n] = [
-                Score(
-                    response=response,
-                    instrument=response.instrument,
-                    scale=scale,
-                    value=s.value,
-                    valid=s.valid,
-                    answered=s.answered,
-                    not_applicable=s.na,
-                    missing=s.missing,
-                    policy=result.policy,
-                    flags=list(s.flags),
-                )
-                for scale, s in result.scales.items()
-            ]
+            scores[n] = _score_rows(response, result)
         Score.objects.bulk_create([score for group in scores.values() for score in group])
         if completed:
             FollowUp.objects.filter(pk__in=[f.pk for f in completed]).update(
