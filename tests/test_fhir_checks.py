@@ -36,3 +36,16 @@ def test_the_worker_finds_what_the_caller_finds_and_a_small_import_starts_no_pro
     with fhir_checks.Checker(workers=0) as inline:
         assert [inline.submit(resources).result() for _ in range(2)] == [expected, expected]
         assert inline._pool is None
+
+
+def test_lines_are_checked_as_they_will_be_read_back_here_or_in_the_worker() -> None:
+    import json
+
+    lines = [json.dumps(r) for r in (GOOD, BAD_DATE, BAD_ELEMENT, UNKNOWN_TYPE)] * 5
+    expected = fhir_checks.problems([json.loads(line) for line in lines])
+    assert fhir_checks.line_problems(lines) == expected and expected[0] is None and all(expected[1:4])
+    assert fhir_checks.checked_here(lines, fhir_checks.line_problems).result() == expected
+    with fhir_checks.Checker(workers=1) as checker:
+        futures = [checker.submit(lines, fhir_checks.line_problems) for _ in range(3)]
+        assert checker._pool is not None
+        assert [f.result() for f in futures] == [expected] * 3

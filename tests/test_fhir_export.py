@@ -20,7 +20,7 @@ from django.core.management.base import CommandError
 
 from stride.audit.models import AuditEntry
 from stride.imaging import services as imaging
-from stride.interop import fhir_export, fhir_map
+from stride.interop import fhir_checks, fhir_export, fhir_map
 from stride.interop.fhir_export import patient_bundle, write_bulk
 from stride.outcomes.services import save_answers, start_episode
 from stride.patients.models import Consent
@@ -311,13 +311,66 @@ def test_bulk_exports_only_patients_whose_consent_stands(registry: Any, tmp_path
     assert AuditEntry.objects.filter(action="export", model="interop.fhir-bulk").count() == 1
 
 
+def test_checking_in_a_worker_process_writes_the_same_files_as_checking_here(
+    registry: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Runs of two lines: every type but the smallest fills runs, checked by the worker after the first."""
+    monkeypatch.setattr(fhir_export, "CHECK_RUN", 2)
+    started: list[int] = []
+    real = fhir_checks.Checker.submit
+
+    def submit(checker: fhir_checks.Checker, *args: Any, **kwargs: Any) -> Any:
+        future = real(checker, *args, **kwargs)
+        started.append(checker._pool is not None)
+        return future
+
+    monkeypatch.setattr(fhir_checks.Checker, "submit", submit)
+    here = write_bulk(tmp_path / "here", clinic_ids=None, workers=0)
+    assert not any(started)
+    there = write_bulk(tmp_path / "there", clinic_ids=None, workers=1)
+    assert any(started)
+    assert here == there
+    for name in [f"{kind}.ndjson" for kind in here]:
+        assert (tmp_path / "here" / name).read_bytes() == (tmp_path / "there" / name).read_bytes()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_record_that_makes_no_valid_fhir_stops_the_export_and_leaves_no_files(
+    registry: Any, tmp_path: Path, monkeypatch: Any, workers: int
+) -> None:
+    """The mapping's own bugs are named precisely, whether the line was checked here or by the worker
+    (runs of one line, so the broken condition is checked runs after the first)."""
+    monkeypatch.setattr(fhir_export, "CHECK_RUN", 1)
+    build = fhir_export._Builder.condition
+    broken = registry.pat_condition.pk
+
+    def condition(builder: Any, row: Any) -> dict[str, Any]:
+        resource = build(builder, row)
+        return {**resource, "onsetDateTime": "last spring"} if row.pk == broken else resource
+
+    monkeypatch.setattr(fhir_export._Builder, "condition", condition)
+    (tmp_path / "Condition.ndjson").write_text("an earlier export's file\n")
+    with pytest.raises(
+        fhir_export.ExportError, match=f"^Condition {broken} is not a valid FHIR resource: onset"
+    ):
+        write_bulk(tmp_path, clinic_ids=None, workers=workers)
+    assert not list(tmp_path.glob("*.part"))
+    assert not (tmp_path / "manifest.json").exists()
+    assert (tmp_path / "Condition.ndjson").read_text() == "an earlier export's file\n"
+    assert not AuditEntry.objects.filter(action="export", model="interop.fhir-bulk").exists()
+    with pytest.raises(fhir_export.ExportError, match=f"^Condition {broken} is not a valid FHIR"):
+        patient_bundle(registry.pat)
+
+
 def test_the_bulk_export_streams_in_flat_memory(db: Any, tmp_path: Path, monkeypatch: Any) -> None:
     """Four times the patients, about the same peak: the files are written a line at a time from
-    chunks of rows (made small here, so that both exports read many of them)."""
+    chunks of rows, checked a run of lines at a time (both made small here, so that both exports
+    read and check many of them)."""
     from stride.demo.synth_writer import write_synthetic
     from stride.patients.models import Patient
 
     monkeypatch.setattr(fhir_export, "CHUNK", 20)
+    monkeypatch.setattr(fhir_export, "CHECK_RUN", 20)
     write_synthetic(patients=32, seed=11)
     keys = list(Patient.objects.order_by("pk").values_list("pk", flat=True))
     write_bulk(tmp_path / "warm", clinic_ids=None, patient_ids=keys[:3])  # imports and caches, unmeasured

@@ -40,9 +40,7 @@ def build_timeline(
         else:
             items.append(TimelineItem(condition.created_at.date(), "condition", condition, precision="month"))
     for entry in history:
-        items.append(
-            TimelineItem(entry.started_on, "history", entry, precision=entry.date_precision)
-        )
+        items.append(TimelineItem(entry.started_on, "history", entry, precision=entry.date_precision))
     for procedure in procedures:
         items.append(TimelineItem(procedure.performed_on, "procedure", procedure))
     for consent in consents:

@@ -1,20 +1,23 @@
-"""Checking incoming FHIR resources against the fhir.resources models, on other cores when there are any.
+"""Checking FHIR resources against the fhir.resources models, on other cores when there are any.
 
 The check (pydantic building the model of every element) is the largest single
-cost of an import that is otherwise bound by the database. It needs nothing
-but the resource, so :class:`Checker` runs it in a worker process, one run of
-resources ahead of the one being written: the import then costs about the
-larger of the two instead of their sum. On a single core, or for a run too
-small to be worth starting a process for, it checks in the calling process.
+cost of an import that is otherwise bound by the database, and of an export
+that is otherwise bound by building the resources. It needs nothing but the
+resource, so :class:`Checker` runs it in a worker process, one run of
+resources ahead of (or behind) the one being written or built: the import or
+export then costs about the larger of the two instead of their sum. On a
+single core, or for a run too small to be worth starting a process for, it
+checks in the calling process.
 
 Pure: no Django here, so a worker process starts without the project's settings.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -33,6 +36,11 @@ def problem(resource: dict[str, Any]) -> str | None:
 def problems(resources: Sequence[dict[str, Any] | None]) -> list[str | None]:
     """:func:`problem` of each resource; ``None`` for a ``None`` (nothing to check)."""
     return [problem(r) if r is not None else None for r in resources]
+
+
+def line_problems(lines: Sequence[str]) -> list[str | None]:
+    """:func:`problem` of each NDJSON line: the resource exactly as it will be read back."""
+    return [problem(json.loads(line)) for line in lines]
 
 
 def describe(error: Exception) -> str:
@@ -58,11 +66,21 @@ def default_workers() -> int:
     return 1 if cores > 1 else 0
 
 
+def checked_here(
+    items: Sequence[Any], check: Callable[[Sequence[Any]], list[str | None]] = problems
+) -> Future[list[str | None]]:
+    """``check`` of ``items`` done in this process, as a future that already holds it."""
+    done: Future[list[str | None]] = Future()
+    done.set_result(check(items))
+    return done
+
+
 class Checker:
     """Checks runs of resources, in a worker process once more than one run has been asked for.
 
-    ``submit`` returns a future of :func:`problems`; the first run is checked here (a small
-    import never starts a process), the next ones in ``workers`` processes (0: always here).
+    ``submit`` returns a future of ``check`` of a run (:func:`problems` of resources, or
+    :func:`line_problems` of NDJSON lines); the first run is checked here (a small import or
+    export never starts a process), the next ones in ``workers`` processes (0: always here).
     Use it as a context manager: the workers stop at the end of the block.
     """
 
@@ -71,7 +89,11 @@ class Checker:
         self._pool: ProcessPoolExecutor | None = None
         self._runs = 0
 
-    def submit(self, resources: Sequence[dict[str, Any] | None]) -> Future[list[str | None]]:
+    def submit(
+        self,
+        items: Sequence[Any],
+        check: Callable[[Sequence[Any]], list[str | None]] = problems,
+    ) -> Future[list[str | None]]:
         self._runs += 1
         if self.workers > 0 and self._runs > 1:
             if self._pool is None:
@@ -81,10 +103,8 @@ class Checker:
                 # script again in the worker.
                 context = multiprocessing.get_context("fork")
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
-            return self._pool.submit(problems, list(resources))
-        done: Future[list[str | None]] = Future()
-        done.set_result(problems(resources))
-        return done
+            return self._pool.submit(check, list(items))
+        return checked_here(items, check)
 
     def __enter__(self) -> Checker:
         return self

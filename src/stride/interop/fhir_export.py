@@ -8,7 +8,9 @@ the FHIR Bulk Data ``$export`` (``Organization``, ``Patient``, ``Consent``,
 ``CarePlan``). The mapping is documented in ``docs/interop.md``.
 
 Every resource is built as a plain dict and checked by building its
-fhir.resources model (R4B, which reads R4) before it is written. Lines are
+fhir.resources model (R4B, which reads R4) before it is written; a bulk
+export checks its lines a run at a time in a worker process while the next
+run is built (:mod:`stride.interop.fhir_checks`). Lines are
 written one at a time from querysets read in chunks
 (``.iterator(chunk_size=CHUNK)``), so memory stays flat however large the
 registry; files are written as ``<Type>.ndjson.part`` and renamed when
@@ -33,7 +35,9 @@ import datetime as dt
 import gc
 import json
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,17 +63,21 @@ from stride.clinics.models import Clinic
 from stride.core import instruments as core_instruments
 from stride.core import measure as core_measure
 from stride.imaging.models import Measurement
+from stride.interop import fhir_checks, fhir_plans
 from stride.interop import fhir_map as fm
-from stride.interop import fhir_plans
 from stride.interop.models import ExternalResource
 from stride.outcomes.models import QuestionnaireResponse, Score
 from stride.patients.models import Consent, Patient
 
 #: Rows read from the database at a time.
 CHUNK = 2000
+#: Lines of a bulk export checked together (:func:`_checked_lines`).
+CHECK_RUN = 500
 MANIFEST = "manifest.json"
 
 Progress = Callable[[str, int], Any]
+#: A resource and what it was built from, for the message should it not be valid FHIR.
+Labelled = tuple[dict[str, Any], str]
 
 
 class ExportError(Exception):
@@ -607,11 +615,45 @@ def _collected(rows: Iterator[Any]) -> Iterator[Any]:
 
 
 def _checked(resource: dict[str, Any], what: str) -> dict[str, Any]:
-    try:
-        fm.validate(resource)
-    except Exception as error:  # pydantic's ValidationError, or a type the models do not know
-        raise ExportError(f"{what} is not a valid FHIR {resource.get('resourceType')}: {error}") from error
+    """``resource``, checked here by its fhir.resources model; :class:`ExportError` naming ``what`` if it
+    does not fit."""
+    problem = fhir_checks.problem(resource)
+    if problem is not None:
+        raise ExportError(f"{what} is {problem}")
     return resource
+
+
+def _checked_lines(labelled: Iterator[Labelled], checker: fhir_checks.Checker) -> Iterator[str]:
+    """The NDJSON line of each resource of ``labelled``, in order, once its line has been checked.
+
+    Lines go to ``checker`` a run at a time and come out a run later (as many runs later as it has
+    workers): the run just built is checked in a worker process while the next is being built, so
+    the check, two thirds of the export's work, no longer adds to the rest. The first problem raises
+    :class:`ExportError` naming the record, before its run is written.
+    """
+    pending: deque[tuple[list[str], list[str], Future[list[str | None]]]] = deque()
+
+    def settled() -> list[str]:
+        lines, whats, future = pending.popleft()
+        for what, problem in zip(whats, future.result(), strict=True):
+            if problem is not None:
+                raise ExportError(f"{what} is {problem}")
+        return lines
+
+    lines: list[str] = []
+    whats: list[str] = []
+    for resource, what in labelled:
+        lines.append(fm.dumps(resource))
+        whats.append(what)
+        if len(lines) == CHECK_RUN:
+            pending.append((lines, whats, checker.submit(lines, fhir_checks.line_problems)))
+            lines, whats = [], []
+            if len(pending) > max(checker.workers, 1):
+                yield from settled()
+    if lines:  # a short run, the last of its type (or all of a small export): not worth a process
+        pending.append((lines, whats, fhir_checks.checked_here(lines, fhir_checks.line_problems)))
+    while pending:
+        yield from settled()
 
 
 # --------------------------------------------------------------------------- what one selection holds
@@ -635,39 +677,39 @@ class _Selection:
     def _rows(self, queryset: QuerySet[Any]) -> Iterator[Any]:
         return _collected(queryset.order_by("pk").iterator(chunk_size=CHUNK))
 
-    def clinics(self) -> Iterator[dict[str, Any]]:
+    def clinics(self) -> Iterator[Labelled]:
         rows = self.clinic_rows.annotate(_fid=self.ids.annotation(Clinic))
         for clinic in self._rows(rows):
-            yield _checked(self.b.organization(clinic, clinic._fid), f"Clinic {clinic.slug}")
+            yield self.b.organization(clinic, clinic._fid), f"Clinic {clinic.slug}"
 
     def clinic_ids(self) -> dict[int, str]:
         return self.ids.lookup(Clinic, self.b.cat.clinics)
 
-    def patient_resources(self, clinic_fids: dict[int, str]) -> Iterator[dict[str, Any]]:
+    def patient_resources(self, clinic_fids: dict[int, str]) -> Iterator[Labelled]:
         rows = Patient.objects.filter(pk__in=self.keys).annotate(_fid=self.ids.annotation(Patient))
         for patient in self._rows(rows):
-            yield _checked(self.b.patient(patient, clinic_fids[patient.clinic_id]), f"Patient {patient.pk}")
+            yield self.b.patient(patient, clinic_fids[patient.clinic_id]), f"Patient {patient.pk}"
 
-    def consents(self, clinic_fids: dict[int, str]) -> Iterator[dict[str, Any]]:
+    def consents(self, clinic_fids: dict[int, str]) -> Iterator[Labelled]:
         rows = Consent.objects.filter(patient__in=self.keys).annotate(
             _fid=self.ids.annotation(Consent),
             _patient_fid=self.ids.annotation(Patient, "patient_id"),
             _clinic=F("patient__clinic_id"),
         )
         for consent in self._rows(rows):
-            yield _checked(
+            yield (
                 self.b.consent(consent, consent._clinic, clinic_fids[consent._clinic]),
                 f"Consent {consent.pk}",
             )
 
-    def conditions(self) -> Iterator[dict[str, Any]]:
+    def conditions(self) -> Iterator[Labelled]:
         rows = Condition.objects.filter(patient__in=self.keys).annotate(
             _fid=self.ids.annotation(Condition), _patient_fid=self.ids.annotation(Patient, "patient_id")
         )
         for condition in self._rows(rows):
-            yield _checked(self.b.condition(condition), f"Condition {condition.pk}")
+            yield self.b.condition(condition), f"Condition {condition.pk}"
 
-    def procedures(self) -> Iterator[dict[str, Any]]:
+    def procedures(self) -> Iterator[Labelled]:
         rows = (
             Procedure.objects.filter(patient__in=self.keys)
             .annotate(
@@ -681,9 +723,9 @@ class _Selection:
             .prefetch_related("injectates")
         )
         for procedure in self._rows(rows):
-            yield _checked(self.b.procedure(procedure), f"Procedure {procedure.pk}")
+            yield self.b.procedure(procedure), f"Procedure {procedure.pk}"
 
-    def responses(self) -> Iterator[dict[str, Any]]:
+    def responses(self) -> Iterator[Labelled]:
         rows = (
             QuestionnaireResponse.objects.filter(patient__in=self.keys)
             .select_related("follow_up__episode")
@@ -694,9 +736,9 @@ class _Selection:
             )
         )
         for response in self._rows(rows):
-            yield _checked(self.b.questionnaire_response(response), f"QuestionnaireResponse {response.pk}")
+            yield self.b.questionnaire_response(response), f"QuestionnaireResponse {response.pk}"
 
-    def observations(self) -> Iterator[dict[str, Any]]:
+    def observations(self) -> Iterator[Labelled]:
         scores = (
             Score.objects.filter(response__patient__in=self.keys)
             .select_related("response")
@@ -716,7 +758,7 @@ class _Selection:
             )
         )
         for score in self._rows(scores):
-            yield _checked(self.b.score(score), f"Score {score.pk}")
+            yield self.b.score(score), f"Score {score.pk}"
         measurements = (
             Measurement.objects.filter(image__patient__in=self.keys)
             .select_related("image")
@@ -727,9 +769,9 @@ class _Selection:
             )
         )
         for measurement in self._rows(measurements):
-            yield _checked(self.b.measurement(measurement), f"Measurement {measurement.pk}")
+            yield self.b.measurement(measurement), f"Measurement {measurement.pk}"
 
-    def care_plans(self) -> Iterator[dict[str, Any]]:
+    def care_plans(self) -> Iterator[Labelled]:
         rows = (
             CarePlan.objects.filter(condition__patient__in=self.keys)
             .select_related("protocol", "condition")
@@ -746,18 +788,18 @@ class _Selection:
                 self.ids.of(Condition, plan.condition_id, plan._condition_fid),
                 self.ids.of(CarePlan, plan.pk, plan._fid),
             )
-            yield _checked(resource, f"CarePlan {plan.pk}")
+            yield resource, f"CarePlan {plan.pk}"
 
-    def kept(self, resource_type: str) -> Iterator[dict[str, Any]]:
+    def kept(self, resource_type: str) -> Iterator[Labelled]:
         rows = ExternalResource.objects.filter(
             status=ExternalResource.Status.KEPT, resource_type=resource_type, patient__in=self.keys
         ).values_list("pk", "payload")
         for pk, payload in _collected(rows.order_by("pk").iterator(chunk_size=CHUNK)):
-            yield _checked(payload, f"Kept resource {pk}")
+            yield payload, f"Kept resource {pk}"
 
-    def resources(self, resource_type: str, clinic_fids: dict[int, str]) -> Iterator[dict[str, Any]]:
+    def resources(self, resource_type: str, clinic_fids: dict[int, str]) -> Iterator[Labelled]:
         """Every resource of ``resource_type``: Stride's records, then the kept ones."""
-        native: dict[str, Callable[[], Iterator[dict[str, Any]]]] = {
+        native: dict[str, Callable[[], Iterator[Labelled]]] = {
             "Organization": self.clinics,
             "Patient": lambda: self.patient_resources(clinic_fids),
             "Consent": lambda: self.consents(clinic_fids),
@@ -796,7 +838,8 @@ def patient_bundle(patient: Patient) -> dict[str, Any]:
     clinic_fids = selection.clinic_ids()
     entries = []
     for resource_type in fm.EXPORT_TYPES:
-        for resource in selection.resources(resource_type, clinic_fids):
+        for resource, what in selection.resources(resource_type, clinic_fids):
+            _checked(resource, what)
             entries.append(
                 {"fullUrl": f"{fm.base_url()}/fhir/{resource_type}/{resource['id']}", "resource": resource}
             )
@@ -857,11 +900,14 @@ def write_bulk(
     clinic_ids: Iterable[int] | None,
     patient_ids: Iterable[int] | None = None,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> dict[str, int]:
     """Write the analysable patients of ``clinic_ids`` (``None``: every clinic), or of those of them in
     ``patient_ids``, as bulk NDJSON files in ``out_dir`` with ``manifest.json``; return the lines per type.
 
-    ``progress(resource_type, n)`` is called as lines are written. Audited as one export entry.
+    ``progress(resource_type, n)`` is called as lines are written. Every line is checked against the
+    fhir.resources models before it is written, by ``workers`` processes (``None``: one when there is
+    a second core; 0: here). Audited as one export entry.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -877,10 +923,10 @@ def write_bulk(
     started = timezone.now()
     files = _Files(out)
     try:
-        with frozen_heap(), read_snapshot():
+        with frozen_heap(), read_snapshot(), fhir_checks.Checker(workers) as checker:
             for resource_type in fm.EXPORT_TYPES:
-                for resource in selection.resources(resource_type, clinic_fids):
-                    files.write(resource_type, fm.dumps(resource))
+                for line in _checked_lines(selection.resources(resource_type, clinic_fids), checker):
+                    files.write(resource_type, line)
                     if progress is not None:
                         progress(resource_type, 1)
     except BaseException:
