@@ -26,7 +26,7 @@ from stride.audit.log import patient_and_clinic
 from stride.audit.models import AuditEntry
 from stride.care.models import Condition, Procedure
 from stride.clinics.models import Clinic
-from stride.interop import fhir_map
+from stride.interop import fhir_import, fhir_map
 from stride.interop.fhir_export import write_bulk
 from stride.interop.fhir_import import import_paths
 from stride.interop.models import ExternalResource
@@ -157,15 +157,29 @@ def test_export_import_into_an_empty_registry_and_export_again_gives_the_same_fi
     assert again.total("unchanged") + linked_scores == sum(first.values())
     assert _rows() == before
 
-    # The Observations on their own, after the rest: nothing of the responses is at hand any more,
-    # their scores are read run by run. The same registry again.
+    # In three parts: the clinics and patients; the rest but the Observations; the Observations. Nothing
+    # of an earlier part is at hand in the next: the patients and conditions the second part's
+    # resources refer to are read run by run, as are the scores behind the Observations. The same
+    # registry again.
     _wipe()
-    (tmp_path / "rest").mkdir()
+    parts = {"Organization.ndjson": "people", "Patient.ndjson": "people", "Observation.ndjson": "later"}
     for path in (tmp_path / "first").glob("*.ndjson"):
-        (tmp_path / ("later" if path.name == "Observation.ndjson" else "rest")).mkdir(exist_ok=True)
-        target = tmp_path / ("later" if path.name == "Observation.ndjson" else "rest") / path.name
-        target.write_bytes(path.read_bytes())
-    assert import_paths([tmp_path / "rest"]).total("rejected") == 0
+        (tmp_path / parts.get(path.name, "rest")).mkdir(exist_ok=True)
+        (tmp_path / parts.get(path.name, "rest") / path.name).write_bytes(path.read_bytes())
+    assert import_paths([tmp_path / "people"]).total("rejected") == 0
+    patient_reads: list[str] = []
+
+    def reads_patients(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if 'FROM "patients_patient"' in sql:
+            patient_reads.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(reads_patients):
+        rest = import_paths([tmp_path / "rest"])
+    assert rest.total("rejected") == 0
+    # One read of the patients per run of resources, not one per patient (nor per resource).
+    runs = -(-sum(sum(outcomes.values()) for outcomes in rest.counts.values()) // fhir_import.PREFETCH)
+    assert len(patient_reads) <= runs < Patient.objects.count(), (len(patient_reads), runs)
     with CaptureQueriesContext(connection) as queries:
         later = import_paths([tmp_path / "later"])
     assert later.counts["Observation"] == report.counts["Observation"]

@@ -544,6 +544,7 @@ class _Importer:
             if (er.resource_type, er.fhir_id) in self._known:
                 self._known[(er.resource_type, er.fhir_id)] = er
         self._prefetch_scores(entries)
+        self._prefetch_referred(entries)
 
     def _prefetch_scores(self, entries: list[tuple[fhir_files.Entry, dict[str, tuple[str, str]]]]) -> None:
         """The scores of the responses a run's Observations are derived from, in two queries instead of
@@ -584,6 +585,37 @@ class _Importer:
         for key, pk in pks.items():
             if pk in scores:
                 self._remember_pk(key, pk)
+
+    def _prefetch_referred(self, entries: list[tuple[fhir_files.Entry, dict[str, tuple[str, str]]]]) -> None:
+        """The patients and conditions a run's resources refer to, read in two queries a type instead of
+        two each (:meth:`lookup`; in a large import most were imported too many resources ago to be at
+        hand). What is not found here (not imported, kept, or from this same run) is looked up as usual."""
+        wanted: dict[str, set[str]] = {kind: set() for kind in _REFERRED}
+        for entry, urls in entries:
+            if entry.resource is None:
+                continue
+            self.urls = urls
+            for ref in _references(entry.resource):
+                found = self.target(ref)
+                if found is not None and found[0] in wanted and found not in self._objects:
+                    wanted[found[0]].add(found[1])
+        self.urls = {}
+        for kind, model in _REFERRED.items():
+            if not wanted[kind]:
+                continue
+            # By the unique key alone, so the database uses its index (see _prefetch_scores).
+            rows = ExternalResource.objects.filter(
+                source=self.source, resource_type=kind, fhir_id__in=wanted[kind]
+            ).values_list("fhir_id", "object_id", "status", "content_type_id")
+            mapped, content_type = ExternalResource.Status.MAPPED, self.content_type(model).pk
+            pks = {i: pk for i, pk, status, ct in rows if status == mapped and ct == content_type}
+            queryset = model._default_manager.all()
+            if model is Patient:
+                queryset = queryset.select_related("clinic")
+            records = queryset.in_bulk(set(pks.values()))
+            for fhir_id, pk in pks.items():
+                if pk in records:
+                    self._remember((kind, fhir_id), records[pk])
 
     def _remember_pk(self, key: tuple[str, str], pk: int) -> None:
         if len(self._pks) > 100_000:
@@ -1937,6 +1969,23 @@ def _to_check(entry: fhir_files.Entry) -> dict[str, Any] | None:
 
 
 _CACHED = (Patient, Condition, QuestionnaireResponse)
+#: What a run's references are read ahead for (:meth:`_Importer._prefetch_referred`).
+_REFERRED: dict[str, type[models.Model]] = {"Patient": Patient, "Condition": Condition}
+
+
+def _references(value: Any) -> Iterator[dict[str, Any]]:
+    """Every Reference in ``value`` (an element with a ``reference``), however deep, but not in a
+    QuestionnaireResponse's answers or contained resources."""
+    if isinstance(value, dict):
+        if isinstance(value.get("reference"), str):
+            yield value
+        for key, item in value.items():
+            if isinstance(item, (dict, list)) and key not in ("item", "contained"):
+                yield from _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+
 
 _INJECTATE_FIELDS = (
     "kind",
