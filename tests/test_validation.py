@@ -10,6 +10,7 @@ from django.urls import reverse
 from stride.audit.models import AuditEntry
 from stride.care.models import Condition, ConditionType, Injectate, Procedure, ProcedureType, Site
 from stride.patients.models import Consent, Patient
+from tests.conftest import make_patient
 
 
 def _counts() -> tuple[int, ...]:
@@ -168,6 +169,33 @@ def test_a_withdrawn_patient_leaves_the_analysable_set_but_stays_in_the_record(a
     assert not Patient.objects.analysable().filter(pk=cast.pat.pk).exists()
     assert Patient.objects.analysable().filter(pk=cast.quinn.pk).exists()
     assert alice.get(reverse("patient-detail", kwargs={"pk": cast.pat.pk})).status_code == 200
+
+
+def test_the_analysable_set_is_the_patients_whose_latest_consent_stands(cast) -> None:
+    """Against the patient's own consent status, over many histories: none, one, withdrawn, consented
+    again, several on one day (the later entry counts), withdrawn before a later consent was entered."""
+    import random
+
+    rng = random.Random(7)
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=d) for d in (0, 0, 30, 60, 90)]
+    patients = []
+    for n in range(60):
+        patient = make_patient(cast.clinic_a, f"AN-{n}")
+        patient.consents.all().delete()
+        for _ in range(rng.choice([0, 1, 1, 2, 3, 4])):
+            consented = rng.choice(days)
+            withdrawn = consented + dt.timedelta(days=10) if rng.random() < 0.5 else None
+            Consent.objects.create(
+                patient=patient, version="1", consented_on=consented, withdrawn_on=withdrawn
+            )
+        patients.append(patient)
+    expected = {p.pk for p in patients if p.consent_status == "active"}
+    statuses = {p.consent_status for p in patients}
+    assert statuses == {"none", "active", "withdrawn"} and 10 < len(expected) < 50
+    found = set(
+        Patient.objects.analysable().filter(pk__in=[p.pk for p in patients]).values_list("pk", flat=True)
+    )
+    assert found == expected
 
 
 def _condition_data(**changes: str) -> dict[str, str]:

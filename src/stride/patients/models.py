@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from stride.clinics.models import Clinic
@@ -37,12 +37,22 @@ class ActivityLevel(models.TextChoices):
 
 class PatientQuerySet(models.QuerySet["Patient"]):
     def analysable(self) -> PatientQuerySet:
-        """Patients whose latest registry consent stands: the only ones analyses and exports see."""
-        latest = Consent.objects.filter(patient=OuterRef("pk")).order_by("-consented_on", "-pk")
-        return self.alias(
-            _consented=Exists(Consent.objects.filter(patient=OuterRef("pk"))),
-            _latest_withdrawal=Subquery(latest.values("withdrawn_on")[:1]),
-        ).filter(_consented=True, _latest_withdrawal__isnull=True)
+        """Patients whose latest registry consent stands: the only ones analyses and exports see.
+
+        Latest is by date consented, then by entry. Written as "has a consent, and no withdrawn consent
+        without a later one" (EXISTS and NOT EXISTS) rather than as a comparison with the latest
+        consent's withdrawal (a scalar subquery): PostgreSQL cannot estimate how many patients pass
+        the latter, guesses 0.5 %, and for 100,000 patients planned a bulk export's
+        ``patient IN (analysable)`` as a scan of the whole list for every row (quadratic).
+        """
+        later = Consent.objects.filter(patient=OuterRef("patient")).filter(
+            Q(consented_on__gt=OuterRef("consented_on"))
+            | Q(consented_on=OuterRef("consented_on"), pk__gt=OuterRef("pk"))
+        )
+        withdrawn_last = Consent.objects.filter(patient=OuterRef("pk"), withdrawn_on__isnull=False).filter(
+            ~Exists(later)
+        )
+        return self.filter(Exists(Consent.objects.filter(patient=OuterRef("pk"))), ~Exists(withdrawn_last))
 
     def search(self, text: str) -> PatientQuerySet:
         """Match a name, a record number, or a condition (name or ICD-10-CM code)."""
