@@ -626,12 +626,15 @@ def _checked(resource: dict[str, Any], what: str) -> dict[str, Any]:
 def _checked_lines(labelled: Iterator[Labelled], checker: fhir_checks.Checker) -> Iterator[str]:
     """The NDJSON line of each resource of ``labelled``, in order, once its line has been checked.
 
-    Lines go to ``checker`` a run at a time and come out a run later (as many runs later as it has
-    workers): the run just built is checked in a worker process while the next is being built, so
-    the check, two thirds of the export's work, no longer adds to the rest. The first problem raises
-    :class:`ExportError` naming the record, before its run is written.
+    Lines are checked a run at a time, each run by ``checker``'s worker processes while the next ones
+    are built, or here when the workers already have two runs each in hand (checking is about three
+    times the work of building, so on two cores the export process builds every run and checks some,
+    the worker checks the rest). Runs are written in order as their checks come back; the first
+    problem raises :class:`ExportError` naming the record, before its run is written.
     """
     pending: deque[tuple[list[str], list[str], Future[list[str | None]]]] = deque()
+    in_hand = 2 * checker.workers  # runs the workers may hold: one being checked, one waiting, each
+    most = in_hand + 4  # runs held here at most (memory), checked or not
 
     def settled() -> list[str]:
         lines, whats, future = pending.popleft()
@@ -646,9 +649,13 @@ def _checked_lines(labelled: Iterator[Labelled], checker: fhir_checks.Checker) -
         lines.append(fm.dumps(resource))
         whats.append(what)
         if len(lines) == CHECK_RUN:
-            pending.append((lines, whats, checker.submit(lines, fhir_checks.line_problems)))
+            if sum(not future.done() for *_, future in pending) < in_hand:
+                future = checker.submit(lines, fhir_checks.line_problems)
+            else:  # the workers are behind (or there are none): this one is checked here
+                future = fhir_checks.checked_here(lines, fhir_checks.line_problems)
+            pending.append((lines, whats, future))
             lines, whats = [], []
-            if len(pending) > max(checker.workers, 1):
+            while pending and (pending[0][2].done() or len(pending) > most):
                 yield from settled()
     if lines:  # a short run, the last of its type (or all of a small export): not worth a process
         pending.append((lines, whats, fhir_checks.checked_here(lines, fhir_checks.line_problems)))
