@@ -609,10 +609,7 @@ class _Importer:
             ).values_list("fhir_id", "object_id", "status", "content_type_id")
             mapped, content_type = ExternalResource.Status.MAPPED, self.content_type(model).pk
             pks = {i: pk for i, pk, status, ct in rows if status == mapped and ct == content_type}
-            queryset = model._default_manager.all()
-            if model is Patient:
-                queryset = queryset.select_related("clinic")
-            records = queryset.in_bulk(set(pks.values()))
+            records = _with_related(model).in_bulk(set(pks.values()))
             for fhir_id, pk in pks.items():
                 if pk in records:
                     self._remember((kind, fhir_id), records[pk])
@@ -656,10 +653,7 @@ class _Importer:
             if er.status == ExternalResource.Status.KEPT:
                 return None, f"{kind}/{fhir_id} was kept as it was ({er.reason})"
             pk = er.object_id
-        queryset = model._default_manager.all()
-        if model is Patient:
-            queryset = queryset.select_related("clinic")
-        obj = queryset.filter(pk=pk).first()
+        obj = _with_related(model).filter(pk=pk).first()
         if obj is None:
             return None, f"{kind}/{fhir_id} was imported but its record has been deleted"
         self._remember(key, obj)
@@ -1971,6 +1965,18 @@ def _to_check(entry: fhir_files.Entry) -> dict[str, Any] | None:
 _CACHED = (Patient, Condition, QuestionnaireResponse)
 #: What a run's references are read ahead for (:meth:`_Importer._prefetch_referred`).
 _REFERRED: dict[str, type[models.Model]] = {"Patient": Patient, "Condition": Condition}
+
+
+def _with_related(model: type[models.Model]) -> models.QuerySet[Any]:
+    """``model``'s records with what importing a resource that refers to one reads of it: a patient's
+    clinic (its time zone, its name); a condition's patient and type (the follow-up an index treatment
+    starts reads both)."""
+    queryset = model._default_manager.all()
+    if model is Patient:
+        return queryset.select_related("clinic")
+    if model is Condition:
+        return queryset.select_related("patient__clinic", "condition_type")
+    return queryset
 
 
 def _references(value: Any) -> Iterator[dict[str, Any]]:
