@@ -556,3 +556,38 @@ def test_both_commands_have_help_with_an_example(tmp_path: Path) -> None:
         result = run(command, "--help", home=tmp_path, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "Example:" in result.stdout, command
+
+
+@pytest.mark.django_db
+def test_a_large_import_refreshes_the_planners_statistics_as_each_type_grows(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Without statistics the planner takes an empty registry for what it is, and keeps choosing the
+    plans that suit one: refreshed at FIRST_ANALYZE resources of a type and at each doubling."""
+    monkeypatch.setattr(fhir_import, "FIRST_ANALYZE", 3)
+    monkeypatch.setattr(fhir_import, "PREFETCH", 2)
+    refreshed_at: list[int] = []
+    refresh = fhir_import.refresh_statistics
+
+    def counted() -> None:
+        refreshed_at.append(Patient.objects.count())
+        refresh()
+
+    monkeypatch.setattr(fhir_import, "refresh_statistics", counted)
+    mrn = "http://hospital.example/mrn"
+    lines = [
+        json.dumps(_patient(id=f"p{n}", identifier=[{"system": mrn, "value": f"M{n}"}])) for n in range(20)
+    ]
+    (tmp_path / "Patient.ndjson").write_text("\n".join(lines) + "\n")
+    report = import_paths([tmp_path / "Patient.ndjson"])
+    assert report.counts["Patient"]["created"] == 20
+    assert refreshed_at == [4, 6, 12]  # at the 3rd (its run of two written), the 6th and the 12th
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT tbl, stat FROM sqlite_stat1")
+            stats = dict(cursor.fetchall())
+        assert stats["interop_externalresource"].startswith("12 ")  # rows, as the last refresh saw them
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'interop_externalresource'")
+            assert cursor.fetchone()[0] == 12

@@ -53,7 +53,7 @@ from urllib.parse import unquote
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import EmailValidator
-from django.db import DatabaseError, models, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.utils.text import slugify
 
 from stride.audit import log as audit_log
@@ -80,7 +80,7 @@ from stride.interop import fhir_checks, fhir_files
 from stride.interop import fhir_map as fm
 from stride.interop.fhir_export import frozen_heap
 from stride.interop.models import ExternalResource
-from stride.outcomes.models import Episode, QuestionnaireResponse, Score
+from stride.outcomes.models import Episode, FollowUp, QuestionnaireResponse, Score
 from stride.patients.models import Consent, Patient, Sex
 
 #: The order resources are read in: each phase refers only to the ones before it.
@@ -101,6 +101,9 @@ BATCH = 500
 PREFETCH = 200
 #: Rejected resources listed in full; beyond it they are counted.
 MAX_LISTED = 10_000
+#: The database's statistics are refreshed when the resources of one type in an import reach this
+#: many, and again each time they double (:func:`refresh_statistics`).
+FIRST_ANALYZE = 10_000
 IMPORTED_CLINIC = ("Imported records", "imported")
 OUTCOMES = ("created", "updated", "linked", "unchanged", "kept", "rejected")
 
@@ -485,6 +488,8 @@ class _Importer:
         self._staged_scores: tuple[int, dict[str, Score]] | None = None
         self.audit = audit_log.Pending()  # replaced by run's, which writes them
         self._new_externals: dict[tuple[str, str], ExternalResource] = {}
+        self._read: Counter[str] = Counter()  # resources read, by type
+        self._next_analyze: dict[str, int] = {}
         self._types: dict[type[models.Model], ContentType] = {}
         cat = core_catalog.catalog()
         self.catalog = cat
@@ -1820,9 +1825,20 @@ class _Importer:
                 checking = (run, checker.submit([_to_check(entry) for entry, _ in run]))
                 if waiting is not None:
                     self._handle_all(*waiting, tick)
+                    self._count_for_statistics(waiting[0])
                 waiting = checking
             if waiting is not None:
                 self._handle_all(*waiting, tick)
+
+    def _count_for_statistics(self, run: list[tuple[fhir_files.Entry, dict[str, tuple[str, str]]]]) -> None:
+        """Refresh the database's statistics as each type's records pile up (see refresh_statistics)."""
+        for entry, _urls in run:
+            kind = str((entry.resource or {}).get("resourceType"))
+            self._read[kind] += 1
+            if self._read[kind] >= self._next_analyze.get(kind, FIRST_ANALYZE):
+                self._write_pending()  # the bookkeeping rows too: they are what most lookups read
+                refresh_statistics()
+                self._next_analyze[kind] = 2 * self._read[kind]
 
     def runs(
         self, sources: list[fhir_files.Source]
@@ -2020,6 +2036,43 @@ _HANDLERS = {
     "Consent": "consent",
     "CarePlan": "care_plan",
 }
+
+
+#: The tables an import writes, whose statistics it refreshes.
+_ANALYZED: tuple[type[models.Model], ...] = (
+    ExternalResource,
+    AuditEntry,
+    Clinic,
+    Patient,
+    Consent,
+    Condition,
+    Procedure,
+    Injectate,
+    Episode,
+    FollowUp,
+    QuestionnaireResponse,
+    Score,
+)
+
+
+def refresh_statistics() -> None:
+    """Let the database's query planner see the tables an import writes as they are now.
+
+    The planner picks an index by what it believes of a table's size and contents. Into an empty
+    registry, what it believes is "empty" until statistics are gathered: SQLite gathers none unless
+    asked, and PostgreSQL's autovacuum may be off or behind. Then a lookup by (source, type, id) for
+    a run of 200 responses used only the first two columns of the unique index and read every
+    response imported so far (PostgreSQL, 100,000 patients: 77 ms a run at 98,000 responses and
+    growing). On SQLite the sample is bounded (``analysis_limit``), so this costs milliseconds.
+    """
+    tables = [connection.ops.quote_name(model._meta.db_table) for model in _ANALYZED]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ANALYZE " + ", ".join(tables))
+        elif connection.vendor == "sqlite":
+            cursor.execute("PRAGMA analysis_limit = 1000")
+            for table in tables:
+                cursor.execute(f"ANALYZE {table}")
 
 
 @contextmanager
