@@ -627,8 +627,8 @@ def _checked_lines(labelled: Iterator[Labelled], checker: fhir_checks.Checker) -
     """The NDJSON line of each resource of ``labelled``, in order, once its line has been checked.
 
     Lines are checked a run at a time, each run by ``checker``'s worker processes while the next ones
-    are built, or here when the workers already have two runs each in hand (checking is about three
-    times the work of building, so on two cores the export process builds every run and checks some,
+    are built, or here when the workers already have two runs each in hand (checking is about twice
+    the work of building, so on two cores the export process builds every run and checks some,
     the worker checks the rest). Runs are written in order as their checks come back; the first
     problem raises :class:`ExportError` naming the record, before its run is written.
     """

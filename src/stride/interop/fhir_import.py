@@ -568,13 +568,7 @@ class _Importer:
         pks = {key: self._pks.get(key) for key in wanted}
         unknown = {fhir_id for (_t, fhir_id), pk in pks.items() if pk is None}
         if unknown:
-            # By the unique key alone, so the database uses its index (with status or content type in
-            # the query, SQLite without statistics read every response's row for each run).
-            mapped, kind = ExternalResource.Status.MAPPED, self.content_type(QuestionnaireResponse).pk
-            rows = ExternalResource.objects.filter(
-                source=self.source, resource_type="QuestionnaireResponse", fhir_id__in=unknown
-            ).values_list("fhir_id", "object_id", "status", "content_type_id")
-            found_pks = {i: pk for i, pk, status, ct in rows if status == mapped and ct == kind}
+            found_pks = self._mapped_pks("QuestionnaireResponse", QuestionnaireResponse, unknown)
             for key in wanted:
                 if pks[key] is None and key[1] in found_pks:
                     pks[key] = found_pks[key[1]]
@@ -608,16 +602,25 @@ class _Importer:
         for kind, model in _REFERRED.items():
             if not wanted[kind]:
                 continue
-            # By the unique key alone, so the database uses its index (see _prefetch_scores).
-            rows = ExternalResource.objects.filter(
-                source=self.source, resource_type=kind, fhir_id__in=wanted[kind]
-            ).values_list("fhir_id", "object_id", "status", "content_type_id")
-            mapped, content_type = ExternalResource.Status.MAPPED, self.content_type(model).pk
-            pks = {i: pk for i, pk, status, ct in rows if status == mapped and ct == content_type}
+            pks = self._mapped_pks(kind, model, wanted[kind])
             records = _with_related(model).in_bulk(set(pks.values()))
             for fhir_id, pk in pks.items():
                 if pk in records:
                     self._remember((kind, fhir_id), records[pk])
+
+    def _mapped_pks(
+        self, resource_type: str, model: type[models.Model], fhir_ids: set[str]
+    ) -> dict[str, int]:
+        """The keys of the ``model`` records the resources ``resource_type``/``fhir_ids`` were imported as.
+
+        Asked by the unique key alone, so the database uses that index: with the status or content type
+        in the query, SQLite without statistics read every response's row for each run.
+        """
+        mapped, content_type = ExternalResource.Status.MAPPED, self.content_type(model).pk
+        rows = ExternalResource.objects.filter(
+            source=self.source, resource_type=resource_type, fhir_id__in=fhir_ids
+        ).values_list("fhir_id", "object_id", "status", "content_type_id")
+        return {i: pk for i, pk, status, ct in rows if status == mapped and ct == content_type}
 
     def _remember_pk(self, key: tuple[str, str], pk: int) -> None:
         if len(self._pks) > 100_000:
